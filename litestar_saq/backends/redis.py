@@ -1,0 +1,68 @@
+"""``RedisQueue``: SAQ's Redis queue that fails clearly when Redis is unreachable and closes only what it owns.
+
+Keys and the job format are SAQ's own, so SAQ's tools and workers share a queue with ours.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from redis import asyncio as aioredis
+from redis.exceptions import RedisError
+from saq.queue.redis import RedisQueue as SAQRedisQueue
+
+from litestar_saq.exceptions import BrokerUnavailableError
+
+if TYPE_CHECKING:
+    from redis.asyncio.client import Redis
+
+__all__ = ("RedisQueue",)
+
+
+class RedisQueue(SAQRedisQueue):
+    """A SAQ ``RedisQueue`` that checks the connection on ``connect()`` and respects client ownership.
+
+    Args:
+        redis: the client to use.
+        owns_client: close ``redis`` on ``disconnect()``; ``False`` for a client the application owns.
+        **kwargs: SAQ's ``RedisQueue`` options (``name``, ``dump``, ``load``, ``max_concurrent_ops``…).
+    """
+
+    def __init__(self, redis: Redis[bytes], *, owns_client: bool = True, **kwargs: Any) -> None:
+        super().__init__(redis, **kwargs)
+        self.owns_client = owns_client
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> RedisQueue:
+        """Build a queue with its own client for ``url``; extra client options go to ``redis.from_url``."""
+        queue_options = {
+            option: kwargs.pop(option)
+            for option in ("name", "dump", "load", "max_concurrent_ops", "swept_error_message")
+            if option in kwargs
+        }
+        return cls(aioredis.from_url(url, **kwargs), owns_client=True, **queue_options)
+
+    async def connect(self) -> None:
+        """Check that Redis answers, so a wrong address fails at startup and not at the first job."""
+        await super().connect()
+        try:
+            await self.redis.ping()
+        except (RedisError, OSError) as exc:
+            raise BrokerUnavailableError(
+                f"queue {self.name!r}: cannot reach Redis at {self.broker_address()}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+
+    async def disconnect(self) -> None:
+        """Stop listening; close the client only if this queue created it."""
+        if self.owns_client:
+            await super().disconnect()
+        else:
+            await self._pubsub.close()
+
+    def broker_address(self) -> str:
+        """``host:port/db`` (or the socket path) of the client, without credentials."""
+        kwargs = self.redis.connection_pool.connection_kwargs
+        if "path" in kwargs:
+            return f"unix://{kwargs['path']}"
+        return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"

@@ -1,0 +1,371 @@
+"""What the plugin is told: ``SAQConfig`` for the app, ``QueueConfig`` per queue, ``CronJob`` per schedule.
+
+Everything that can be checked without a broker is checked when these dataclasses are built, and the
+error names the queue, the field and the value at fault.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from datetime import timezone, tzinfo
+from typing import TYPE_CHECKING, Any, Union
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import croniter
+from litestar.utils.predicates import is_async_callable
+
+from litestar_saq._imports import import_string
+from litestar_saq.exceptions import SAQConfigError
+from litestar_saq.queues import SUPPORTED_SCHEMES, dsn_scheme, mask_dsn
+
+if TYPE_CHECKING:
+    from saq.job import CronJob as SAQCronJob
+    from saq.types import PartialTimersDict
+
+__all__ = ("CronJob", "HookSpec", "QueueConfig", "SAQConfig", "TaskSpec")
+
+TaskFunction = Callable[..., Any]
+TaskSpec = Union[TaskFunction, str, tuple[str, Union[TaskFunction, str]]]
+"""A task: an ``async def`` function, its dotted path, or a ``(name, function_or_path)`` pair."""
+Hook = Union[Callable[[Any], Any], str]
+HookSpec = Union[Hook, Collection[Hook], None]
+"""A worker hook (``startup``, ``before_process``…): a callable, a dotted path, or a list of either."""
+
+_TIMER_NAMES = frozenset({"schedule", "worker_info", "sweep", "abort"})
+
+
+@dataclass
+class CronJob:
+    """A task that the queue's workers enqueue on a cron schedule.
+
+    Exactly one run is enqueued per tick across all workers of the queue (``unique=True``, the default,
+    gives every run the key ``cron:<function name>``).
+    """
+
+    function: TaskFunction | str
+    """The task to run: an ``async def`` function or its dotted path ("app.tasks.cleanup")."""
+    cron: str
+    """A cron expression, e.g. ``"*/5 * * * *"``; evaluated in the queue's ``cron_tz``."""
+    unique: bool = True
+    """Enqueue each tick under one key so that many workers enqueue it once."""
+    timeout: int | None = None
+    """Seconds before a run is cancelled and retried; ``None`` keeps SAQ's default."""
+    heartbeat: int | None = None
+    """Seconds without a heartbeat after which a run counts as stuck; ``None`` disables the check."""
+    retries: int | None = None
+    """How many attempts a run gets; ``None`` keeps SAQ's default (1)."""
+    ttl: int | None = None
+    """Seconds to keep a finished run's result; ``None`` keeps SAQ's default."""
+    kwargs: dict[str, Any] | None = None
+    """Keyword arguments passed to the task."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.cron, str) or not croniter.is_valid(self.cron):
+            raise SAQConfigError(
+                f"CronJob({_callable_name(self.function)!r}): cron {self.cron!r} is not a valid cron "
+                "expression; use five fields 'minute hour day month weekday', e.g. '*/5 * * * *'"
+            )
+        if not (callable(self.function) or isinstance(self.function, str)):
+            raise SAQConfigError(
+                f"CronJob: function {self.function!r} is neither a callable nor a dotted path"
+            )
+
+    def to_saq(self, function: TaskFunction) -> SAQCronJob:
+        """Build SAQ's ``CronJob`` around the resolved function."""
+        from saq.job import CronJob as SAQCronJob
+
+        return SAQCronJob(
+            function=function,
+            cron=self.cron,
+            unique=self.unique,
+            timeout=self.timeout,
+            heartbeat=self.heartbeat,
+            retries=self.retries,
+            ttl=self.ttl,
+            kwargs=self.kwargs,
+        )
+
+
+@dataclass
+class QueueConfig:
+    """One SAQ queue: its broker, its tasks and how its workers run."""
+
+    name: str = "default"
+    """The queue's name; handlers find it with ``task_queues.get(name)``."""
+    dsn: str | None = None
+    """Broker address: ``redis://``, ``rediss://``, ``unix://``, ``postgresql://`` or ``memory://``."""
+    broker_instance: Any = None
+    """Instead of ``dsn``: a ``redis.asyncio.Redis`` client, an ``asyncpg.Pool`` or a ready SAQ ``Queue``.
+
+    The plugin uses it and never closes it."""
+    broker_options: dict[str, Any] = field(default_factory=dict)
+    """Extra options for the broker client built from ``dsn`` (e.g. ``health_check_interval``)."""
+    tasks: Collection[TaskSpec] = ()
+    """The queue's tasks: ``async def`` functions, dotted paths, or ``(name, function)`` pairs."""
+    scheduled_tasks: Collection[CronJob] = ()
+    """Cron jobs that the queue's workers enqueue and run."""
+    cron_tz: tzinfo | str = timezone.utc
+    """Time zone for ``scheduled_tasks``: a ``tzinfo`` or an IANA name such as ``"Europe/Paris"``."""
+    concurrency: int = 10
+    """How many jobs one worker runs at the same time."""
+    max_concurrent_ops: int = 20
+    """Redis only: how many broker operations one queue object runs at once."""
+    startup: HookSpec = None
+    """Called with ``ctx`` when a worker starts, after the plugin's own setup."""
+    shutdown: HookSpec = None
+    """Called with ``ctx`` when a worker stops."""
+    before_process: HookSpec = None
+    """Called with ``ctx`` before every job."""
+    after_process: HookSpec = None
+    """Called with ``ctx`` after every job, whatever its outcome."""
+    timers: PartialTimersDict | None = None
+    """Seconds between the worker's upkeep runs: ``schedule``, ``worker_info``, ``sweep``, ``abort``."""
+    dequeue_timeout: float = 0
+    """Seconds a worker waits for a job before looping; 0 waits for ever (needed > 0 for ``burst``)."""
+    burst: bool = False
+    """Stop the worker once the queue is empty."""
+    max_burst_jobs: int | None = None
+    """In burst mode, stop after this many jobs."""
+    separate_process: bool = True
+    """Run this queue's workers in their own processes (``litestar workers run`` or the server
+    lifespan) instead of inside every web process."""
+    worker_processes: int | None = None
+    """Child processes for this queue; ``None`` uses ``SAQConfig.worker_processes``."""
+    metadata: dict[str, Any] | None = None
+    """Data every worker of this queue reports with its stats (shown in the web UI)."""
+    shutdown_grace_period_s: int | None = 10
+    """Seconds running jobs get to finish when a worker stops; unfinished ones are aborted and retried."""
+    cancellation_hard_deadline_s: float = 1.0
+    """Seconds a cancelled job gets to unwind before the worker gives up on it."""
+    poll_interval: float = 0.0
+    """PostgreSQL: poll every this many seconds instead of waiting for NOTIFY (for PgBouncer)."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise SAQConfigError(f"QueueConfig: name {self.name!r} must be a non-empty string")
+        self._check_broker()
+        self._check_numbers()
+        self.cron_tz = self._parse_cron_tz(self.cron_tz)
+        self.tasks = list(self.tasks)
+        self.scheduled_tasks = list(self.scheduled_tasks)
+        for task in self.tasks:
+            self._check_task(task)
+        for cron_job in self.scheduled_tasks:
+            if not isinstance(cron_job, CronJob):
+                raise self._error("scheduled_tasks", cron_job, "must be litestar_saq.CronJob instances")
+            self._check_function("scheduled_tasks", cron_job.function)
+        for hook_field in ("startup", "shutdown", "before_process", "after_process"):
+            for hook in _as_list(getattr(self, hook_field)):
+                self._check_function(hook_field, hook)
+        explicit_names = [task[0] for task in self.tasks if isinstance(task, tuple)]
+        explicit_names += [_callable_name(task) for task in self.tasks if callable(task)]
+        _reject_duplicates(explicit_names, lambda name: self._error("tasks", name, _DUPLICATE_TASK_HINT))
+
+    # --- checks --------------------------------------------------------------------------------------
+    def _error(self, field_name: str, value: Any, problem: str) -> SAQConfigError:
+        return SAQConfigError(f"queue {self.name!r}: {field_name}={value!r} {problem}")
+
+    def _check_broker(self) -> None:
+        if (self.dsn is None) == (self.broker_instance is None):
+            given = "both" if self.dsn is not None else "neither"
+            raise SAQConfigError(
+                f"queue {self.name!r}: {given} of dsn and broker_instance given; set exactly one "
+                "(dsn='redis://…', 'postgresql://…' or 'memory://', or broker_instance=<client or Queue>)"
+            )
+        if self.dsn is not None:
+            scheme = dsn_scheme(self.dsn)
+            if scheme not in SUPPORTED_SCHEMES:
+                raise SAQConfigError(
+                    f"queue {self.name!r}: dsn={mask_dsn(self.dsn)!r} has unsupported scheme "
+                    f"{scheme!r}; use one of: {', '.join(s + '://' for s in SUPPORTED_SCHEMES)}"
+                )
+            if scheme == "memory" and self.separate_process:
+                raise SAQConfigError(
+                    f"queue {self.name!r}: dsn='memory://' keeps jobs inside one process, so it cannot "
+                    "feed workers in other processes; set separate_process=False, or use a Redis or "
+                    "PostgreSQL dsn for separate worker processes"
+                )
+
+    def _check_numbers(self) -> None:
+        if not isinstance(self.concurrency, int) or self.concurrency < 1:
+            raise self._error("concurrency", self.concurrency, "must be an integer >= 1")
+        if self.worker_processes is not None and (
+            not isinstance(self.worker_processes, int) or self.worker_processes < 1
+        ):
+            raise self._error("worker_processes", self.worker_processes, "must be an integer >= 1 or None")
+        if self.shutdown_grace_period_s is not None and self.shutdown_grace_period_s < 0:
+            raise self._error("shutdown_grace_period_s", self.shutdown_grace_period_s, "must be >= 0")
+        if self.burst and self.dequeue_timeout <= 0:
+            raise self._error(
+                "dequeue_timeout", self.dequeue_timeout, "must be > 0 when burst=True (e.g. 1.0)"
+            )
+        for timer, seconds in (self.timers or {}).items():
+            if timer not in _TIMER_NAMES:
+                raise self._error("timers", timer, f"is not a timer; use {sorted(_TIMER_NAMES)}")
+            if not isinstance(seconds, (int, float)) or seconds <= 0:
+                raise self._error(f"timers[{timer!r}]", seconds, "must be a number of seconds > 0")
+
+    def _parse_cron_tz(self, cron_tz: tzinfo | str) -> tzinfo:
+        if isinstance(cron_tz, tzinfo):
+            return cron_tz
+        try:
+            return ZoneInfo(cron_tz)
+        except (ZoneInfoNotFoundError, ValueError, TypeError):
+            raise self._error(
+                "cron_tz", cron_tz, "is not a time zone; use a tzinfo or an IANA name like 'Europe/Paris'"
+            ) from None
+
+    def _check_task(self, task: Any) -> None:
+        if isinstance(task, tuple):
+            if len(task) != 2 or not isinstance(task[0], str) or not task[0]:
+                raise self._error("tasks", task, "must be a (name, function) pair with a non-empty name")
+            self._check_function("tasks", task[1])
+        else:
+            self._check_function("tasks", task)
+
+    def _check_function(self, field_name: str, function: Any) -> None:
+        if isinstance(function, str):
+            return  # resolved (and then checked) when the plugin starts
+        if not callable(function):
+            raise self._error(
+                field_name, function, "is not callable; give an async function or its dotted path"
+            )
+        if not is_async_callable(function):
+            raise self._error(
+                field_name,
+                _callable_name(function),
+                "is a plain 'def'; declare it 'async def' (run blocking work with "
+                "anyio.to_thread.run_sync inside it)",
+            )
+
+    # --- resolution (at plugin start) ----------------------------------------------------------------
+    def resolve_tasks(self) -> dict[str, TaskFunction]:
+        """Import dotted paths and return the queue's tasks by name, cron functions included."""
+        tasks: dict[str, TaskFunction] = {}
+
+        def add(name: str, function: TaskFunction) -> None:
+            if tasks.get(name, function) is not function:
+                raise self._error("tasks", name, _DUPLICATE_TASK_HINT)
+            tasks[name] = function
+
+        for task in self.tasks:
+            if isinstance(task, tuple):
+                add(task[0], self._resolve("tasks", task[1]))
+            else:
+                function = self._resolve("tasks", task)
+                add(_callable_name(function), function)
+        for cron_job in self.scheduled_tasks:
+            function = self._resolve("scheduled_tasks", cron_job.function)
+            add(_callable_name(function), function)
+        return tasks
+
+    def resolve_cron_jobs(self) -> list[SAQCronJob]:
+        """Return SAQ ``CronJob`` objects with their functions imported."""
+        return [job.to_saq(self._resolve("scheduled_tasks", job.function)) for job in self.scheduled_tasks]
+
+    def resolve_hooks(self, hook_field: str) -> list[Callable[[Any], Any]]:
+        """Return the hooks of ``hook_field`` (e.g. ``"startup"``) with dotted paths imported."""
+        return [self._resolve(hook_field, hook) for hook in _as_list(getattr(self, hook_field))]
+
+    def _resolve(self, field_name: str, function: TaskFunction | str) -> TaskFunction:
+        if isinstance(function, str):
+            resolved = import_string(function, what=f"queue {self.name!r}: {field_name}")
+            self._check_function(field_name, resolved)
+            return resolved  # type: ignore[no-any-return]
+        return function
+
+    @property
+    def scheme(self) -> str | None:
+        """The DSN's scheme (``"redis"``, ``"postgresql"``…), or ``None`` for a ``broker_instance``."""
+        return dsn_scheme(self.dsn) if self.dsn is not None else None
+
+
+@dataclass
+class SAQConfig:
+    """The plugin's configuration: the queues, where their workers run and the web UI."""
+
+    queue_configs: Collection[QueueConfig] = ()
+    """The queues to create; each name must be unique."""
+    worker_processes: int = 1
+    """Default number of child processes per ``separate_process`` queue."""
+    use_server_lifespan: bool = False
+    """Let ``litestar run`` start and stop the worker processes of ``separate_process`` queues."""
+    json_serializer: Callable[[Any], str] | None = None
+    """Serialises job payloads; defaults to ``json.dumps``."""
+    json_deserializer: Callable[[str | bytes], Any] | None = None
+    """Reads job payloads; defaults to ``json.loads``."""
+    queues_dependency_key: str = "task_queues"
+    """The name under which handlers receive the ``TaskQueues`` registry."""
+    web_enabled: bool = False
+    """Serve the queue dashboard under ``web_path``."""
+    web_path: str = "/saq"
+    """Where the dashboard is mounted."""
+    web_guards: list[Any] | None = None
+    """Litestar guards for every dashboard page and API route."""
+    web_include_in_schema: bool = False
+    """List the dashboard's routes in the OpenAPI schema."""
+    enable_otel: bool | None = None
+    """OpenTelemetry spans: ``None`` when a tracer provider is configured, ``True`` always, ``False`` never."""
+
+    def __post_init__(self) -> None:
+        self.queue_configs = list(self.queue_configs)
+        for queue_config in self.queue_configs:
+            if not isinstance(queue_config, QueueConfig):
+                raise SAQConfigError(
+                    f"SAQConfig: queue_configs holds {queue_config!r}; give litestar_saq.QueueConfig objects"
+                )
+        _reject_duplicates(
+            [queue_config.name for queue_config in self.queue_configs],
+            lambda name: SAQConfigError(
+                f"SAQConfig: queue name {name!r} is configured twice in queue_configs; queue names must "
+                "be unique"
+            ),
+        )
+        if not isinstance(self.worker_processes, int) or self.worker_processes < 1:
+            raise SAQConfigError(f"SAQConfig: worker_processes={self.worker_processes!r} must be an integer >= 1")
+        if not self.web_path.startswith("/"):
+            raise SAQConfigError(f"SAQConfig: web_path={self.web_path!r} must start with '/'")
+        if not self.queues_dependency_key.isidentifier():
+            raise SAQConfigError(
+                f"SAQConfig: queues_dependency_key={self.queues_dependency_key!r} must be a valid "
+                "Python identifier (it is a handler parameter name)"
+            )
+
+    def get_queue_config(self, name: str) -> QueueConfig:
+        """Return the configuration of queue ``name``."""
+        for queue_config in self.queue_configs:
+            if queue_config.name == name:
+                return queue_config
+        known = ", ".join(repr(queue_config.name) for queue_config in self.queue_configs) or "none"
+        raise SAQConfigError(f"no queue named {name!r} is configured; configured queues: {known}")
+
+    def processes_for(self, queue_config: QueueConfig) -> int:
+        """How many worker processes ``queue_config`` gets."""
+        return queue_config.worker_processes or self.worker_processes
+
+
+_DUPLICATE_TASK_HINT = "is registered twice; give one of them another name with a (name, function) pair"
+
+
+def _callable_name(function: Any) -> str:
+    if isinstance(function, str):
+        return function
+    return str(getattr(function, "__qualname__", None) or getattr(function, "__name__", repr(function)))
+
+
+def _as_list(hooks: HookSpec) -> list[Hook]:
+    if hooks is None:
+        return []
+    if isinstance(hooks, (str, Mapping)) or callable(hooks):
+        return [hooks]  # type: ignore[list-item]
+    return list(hooks)
+
+
+def _reject_duplicates(names: list[str], make_error: Callable[[str], SAQConfigError]) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise make_error(name)
+        seen.add(name)
+

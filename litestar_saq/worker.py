@@ -1,0 +1,181 @@
+"""Build the SAQ ``Worker`` of a queue: the one place where a ``QueueConfig`` becomes a running worker."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from typing import TYPE_CHECKING, Any, TypedDict
+
+from saq.worker import Worker
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Coroutine
+
+    from litestar import Litestar
+    from litestar.datastructures import State
+    from saq.job import Job
+    from saq.queue import Queue
+
+    from litestar_saq.config import QueueConfig
+
+__all__ = ("PluginWorker", "TaskContext", "build_worker")
+
+logger = logging.getLogger("litestar_saq")
+
+
+class TaskContext(TypedDict, total=False):
+    """What a task receives as ``ctx``."""
+
+    job: Job
+    """The job being run."""
+    worker: Worker[Any]
+    """The worker running it."""
+    queue: Queue
+    """The job's queue, e.g. to enqueue follow-up jobs."""
+    app: Litestar
+    """The Litestar application, loaded in this process."""
+    state: State
+    """The app's ``State``, filled by its startup hooks and lifespans."""
+    exception: BaseException
+    """In ``after_process``: the error the job raised, if any."""
+
+
+class PluginWorker(Worker[Any]):  # type: ignore[type-var]
+    """A SAQ ``Worker`` that stops promptly and never drops a running job.
+
+    On stop, workers that are only waiting for a job and the upkeep loops are cancelled at once; jobs
+    that are running get ``shutdown_grace_period_s`` to finish, then are cancelled, which makes SAQ
+    put them back on the queue. Signal handling is one switch, so the same worker runs inside a web
+    process (the server owns the signals) or on its own.
+    """
+
+    def __init__(self, queue: Queue, functions: Any, *, handle_signals: bool, **options: Any) -> None:
+        grace_period = options.get("shutdown_grace_period_s")
+        hard_deadline = options.get("cancellation_hard_deadline_s", 1.0)
+        before_process = [self._mark_busy, *(options.pop("before_process", None) or [])]
+        super().__init__(queue, functions, before_process=before_process, **options)
+        if not handle_signals:
+            self.SIGNALS = []
+        self.grace_period_s: float = float(grace_period or 0)
+        self.hard_deadline_s: float = float(hard_deadline)
+        self._upkeep_tasks: set[asyncio.Task[Any]] = set()
+        self._waiting_for_job: set[asyncio.Task[Any]] = set()
+        self._drain_lock = asyncio.Lock()
+        self._drained = False
+
+    async def start(self) -> None:
+        """Run until ``stop()`` (or, with signal handling on, SIGINT/SIGTERM)."""
+        self._drained = False
+        await super().start()
+
+    async def upkeep(self) -> list[asyncio.Task[None]]:
+        tasks = await super().upkeep()
+        self._upkeep_tasks = set(tasks)
+        return tasks
+
+    async def process(self) -> bool:
+        task = asyncio.current_task()
+        if task is not None:
+            self._waiting_for_job.add(task)
+        try:
+            return await super().process()
+        finally:
+            if task is not None:
+                self._waiting_for_job.discard(task)
+
+    async def _mark_busy(self, ctx: Any) -> None:
+        """First ``before_process`` hook: from here on this task runs a job and must not be cut short."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._waiting_for_job.discard(task)
+
+    async def stop(self) -> None:
+        """Stop taking jobs, let running ones finish within the grace period, then run shutdown hooks."""
+        self.event.set()
+        async with self._drain_lock:
+            if self._drained:
+                return
+            try:
+                await self._drain()
+            finally:
+                self._drained = True
+
+    async def _drain(self) -> None:
+        for idle_task in self._upkeep_tasks | self._waiting_for_job:
+            idle_task.cancel()
+        tasks = [task for task in self.tasks if not task.done()]
+        self.tasks.clear()
+        if tasks:
+            _, still_running = await asyncio.wait(tasks, timeout=self.grace_period_s or None)
+            if still_running:
+                running_keys = [job.key for job in self.job_task_contexts]
+                logger.warning(
+                    "queue %r: %d job(s) still running after the %.0f s grace period, aborting them so "
+                    "they are retried: %s",
+                    self.queue.name,
+                    len(running_keys),
+                    self.grace_period_s,
+                    running_keys,
+                )
+                for task in still_running:
+                    task.cancel()
+                await asyncio.wait(still_running, timeout=self.hard_deadline_s + 5)
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        for hook in _as_hooks(self.shutdown):
+            await hook(self.context)
+
+
+def build_worker(
+    queue_config: QueueConfig,
+    queue: Queue,
+    app: Litestar,
+    *,
+    handle_signals: bool = False,
+    extra_hooks: dict[str, list[Callable[[Any], Coroutine[Any, Any, Any]]]] | None = None,
+) -> PluginWorker:
+    """Build the worker for ``queue_config`` on ``queue``, with ``ctx`` holding the app and its state.
+
+    Args:
+        queue_config: the queue's configuration; dotted paths are imported here.
+        queue: the connected queue the worker takes jobs from.
+        app: the application whose ``state`` tasks see as ``ctx["state"]``.
+        handle_signals: let the worker stop itself on SIGINT/SIGTERM (standalone workers only).
+        extra_hooks: the plugin's own hooks by hook name; they run before the user's.
+    """
+    hooks = {
+        hook_field: [*(extra_hooks or {}).get(hook_field, []), *queue_config.resolve_hooks(hook_field)]
+        for hook_field in ("startup", "shutdown", "before_process", "after_process")
+    }
+    metadata = {"pid": os.getpid(), "host": socket.gethostname(), **(queue_config.metadata or {})}
+    worker = PluginWorker(
+        queue,
+        list(queue_config.resolve_tasks().items()),
+        handle_signals=handle_signals,
+        concurrency=queue_config.concurrency,
+        cron_jobs=queue_config.resolve_cron_jobs(),
+        cron_tz=queue_config.cron_tz,  # type: ignore[arg-type]  # __post_init__ made it a tzinfo
+        startup=hooks["startup"] or None,
+        shutdown=hooks["shutdown"] or None,
+        before_process=hooks["before_process"],
+        after_process=hooks["after_process"] or None,
+        timers=queue_config.timers,
+        dequeue_timeout=queue_config.dequeue_timeout,
+        burst=queue_config.burst,
+        max_burst_jobs=queue_config.max_burst_jobs,
+        shutdown_grace_period_s=queue_config.shutdown_grace_period_s,
+        cancellation_hard_deadline_s=queue_config.cancellation_hard_deadline_s,
+        metadata=metadata,
+        poll_interval=queue_config.poll_interval,
+    )
+    worker.context.update({"queue": queue, "app": app, "state": app.state})  # type: ignore[typeddict-item]
+    return worker
+
+
+def _as_hooks(hooks: Any) -> list[Callable[[Any], Coroutine[Any, Any, Any]]]:
+    if hooks is None:
+        return []
+    if callable(hooks):
+        return [hooks]
+    return list(hooks)
