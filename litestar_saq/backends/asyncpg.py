@@ -1,0 +1,417 @@
+"""``AsyncpgQueue``: a SAQ queue on asyncpg that shares its tables with SAQ's psycopg ``PostgresQueue``.
+
+Jobs, stats, schema version, advisory-lock keys and NOTIFY payloads match SAQ 0.26's ``PostgresQueue``, so
+psycopg and asyncpg workers can serve one queue. On top of that it dequeues in batches with one
+``FOR UPDATE SKIP LOCKED`` query, writes the worker's "active" update in that same transaction, wakes
+waiting clients with a per-job notification, survives its LISTEN backend being killed, and can enqueue
+inside the caller's transaction (``enqueue(..., connection=conn)`` or :func:`enqueue_in_session`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from saq.job import TERMINAL_STATUSES, Job, Status
+from saq.utils import now, now_seconds
+
+from litestar_saq.backends.asyncpg_base import (
+    CONNECTION_ERRORS,
+    AsyncpgQueueBase,
+)
+
+if TYPE_CHECKING:
+    from saq.types import ListenCallback
+
+    from litestar_saq.backends.asyncpg_schema import Executor
+
+__all__ = ("AsyncpgQueue", "enqueue_in_session")
+
+logger = logging.getLogger("litestar_saq.asyncpg")
+
+ENQUEUE = "saq:enqueue"
+NOT_GIVEN: Any = object()
+
+
+async def enqueue_in_session(
+    queue: AsyncpgQueue, session: Any, job_or_func: str | Job, **kwargs: Any
+) -> Job | None:
+    """Enqueue a job inside a SQLAlchemy ``AsyncSession``'s transaction (asyncpg driver only).
+
+    The job row and its NOTIFY commit or roll back with the session.
+    """
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    return await queue.enqueue(job_or_func, connection=raw.driver_connection, **kwargs)
+
+
+class AsyncpgQueue(AsyncpgQueueBase):
+    """A SAQ queue on asyncpg, table-compatible with SAQ's ``PostgresQueue``.
+
+    See :class:`~litestar_saq.backends.asyncpg_base.AsyncpgQueueBase` for the options.
+    """
+
+    async def disconnect(self) -> None:
+        """Requeue buffered jobs, drop the listener and sweep lock, and close the pool if it is ours."""
+        if not self._connected:
+            return
+        self._connected = False
+        if self._listener is not None:
+            await self._listener.stop()
+        for task in list(self._tasks):
+            with contextlib.suppress(Exception):
+                await task
+        await self._requeue_buffered()
+        async with self._sweep_lock:
+            await self._drop_sweep_lock()
+        if self._manage_pool:
+            try:
+                await asyncio.wait_for(self.pool.close(), 10)
+            except asyncio.TimeoutError:
+                self.pool.terminate()
+            if self.url is not None:
+                self.pool = None
+
+    async def _requeue_buffered(self) -> None:
+        jobs: list[Job] = []
+        while not self._job_queue.empty():
+            jobs.append(self._job_queue.get_nowait())
+        if not jobs:
+            return
+        for job in jobs:
+            self._fresh.pop(job.key, None)
+            job.status, job.started, job.touched = Status.QUEUED, 0, 0
+        async with self.pool.acquire() as connection:
+            await connection.execute(
+                self._sql.requeue,
+                [j.key for j in jobs],
+                [self.serialize(j) for j in jobs],
+                self.name,
+                self._channel,
+            )
+        logger.info("queue %r: requeued %d jobs fetched but never started", self.name, len(jobs))
+
+    # -- dequeue ---------------------------------------------------------------------------------
+
+    async def dequeue(self, timeout: float = 0.0, poll_interval: float = 0.0) -> Job | None:
+        """Return the next due job, marked active, or ``None`` after ``timeout`` seconds (0: forever).
+
+        Without ``poll_interval`` the queue waits on LISTEN/NOTIFY, with a slow safety-net poll.
+        """
+        if not self._connected:
+            raise RuntimeError(f"queue {self.name!r} is not connected; await queue.connect() first")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout if timeout > 0 else None
+        poll_every = poll_interval if poll_interval > 0 else self.fallback_poll_interval
+        if poll_interval <= 0 and self._listener is not None:
+            await self._listener.subscribe(self._channel, self._on_queue_notice)
+        self._waiting += 1
+        try:
+            while self._connected:
+                if self._job_queue.empty() and loop.time() - self._last_fetch >= min(poll_every, 0.05):
+                    await self._fetch()
+                wait = poll_every if deadline is None else min(poll_every, deadline - loop.time())
+                if wait <= 0:
+                    return None
+                with contextlib.suppress(asyncio.TimeoutError):
+                    return await asyncio.wait_for(self._job_queue.get(), wait)
+                self._last_fetch = 0.0
+        finally:
+            self._waiting -= 1
+        return None
+
+    def _on_queue_notice(self, payload: str) -> None:
+        if payload == ENQUEUE and self._waiting > self._job_queue.qsize():
+            self._spawn_fetch()
+
+    def _on_listening(self) -> None:
+        self._spawn_fetch()
+
+    def _spawn_fetch(self) -> None:
+        if not self._connected:
+            return
+        if self._fetch_lock.locked():
+            self._fetch_again = True
+            return
+        task = asyncio.create_task(self._fetch())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def schedule(self, lock: int = 1) -> list[str]:
+        """Fetch jobs that became due for waiting callers (the Worker calls this every second)."""
+        await self._fetch()
+        return []
+
+    async def _fetch(self) -> None:
+        if self._fetch_lock.locked():
+            self._fetch_again = True
+            return
+        async with self._fetch_lock:
+            while self._connected:
+                self._fetch_again = False
+                wanted = self._waiting - self._job_queue.qsize()
+                if wanted <= 0:
+                    return
+                # Shielded: once rows are marked active they must reach the buffer, even if the
+                # waiting caller is cancelled meanwhile (disconnect requeues what nobody took).
+                task = asyncio.ensure_future(self._fetch_batch(wanted))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+                got = await asyncio.shield(task)
+                self._last_fetch = asyncio.get_running_loop().time()
+                if got < wanted and not self._fetch_again:
+                    return
+
+    async def _fetch_batch(self, wanted: int) -> int:
+        """Mark up to ``wanted`` due jobs active in one transaction and buffer them; return how many."""
+        async with self.pool.acquire() as connection, connection.transaction():
+            rows = await connection.fetch(
+                self._sql.dequeue_select, self.name, int(now_seconds()), *self._priorities, wanted
+            )
+            if not rows:
+                return 0
+            started = now()
+            groups: set[str] = set()
+            jobs: list[Job] = []
+            blobs: list[bytes] = []
+            for key, blob, group_key in rows:
+                if group_key is not None:
+                    if group_key in groups:
+                        continue  # one job per group, so a group never runs two at once
+                    groups.add(group_key)
+                job = self.deserialize(blob, Status.ACTIVE)
+                assert job is not None, key
+                job.started = job.touched = started
+                # Stored as the Worker will count it, so its update(status=ACTIVE) needs no write.
+                job.attempts += 1
+                blobs.append(self.serialize(job))
+                self._fresh[key] = job.to_dict()
+                job.attempts -= 1
+                jobs.append(job)
+            await connection.execute(self._sql.dequeue_mark, [job.key for job in jobs], blobs)
+        for job in jobs:
+            self._job_queue.put_nowait(job)
+        return len(jobs)
+
+    # -- writes ----------------------------------------------------------------------------------
+
+    def _is_unchanged_since_dequeue(self, job: Job) -> bool:
+        """Whether ``job`` differs from what dequeue stored only by the Worker's start-up fields."""
+        stored = self._fresh.pop(job.key, None)
+        if stored is None:
+            return False
+        current = job.to_dict()
+        volatile = ("started", "touched", "worker_id", "status")
+        same = {k: v for k, v in current.items() if k not in volatile} == {
+            k: v for k, v in stored.items() if k not in volatile
+        }
+        return same and abs(job.started - stored.get("started", 0)) < 1000
+
+    async def _update(self, job: Job, status: Status | None = None, **kwargs: Any) -> None:
+        expire_at = kwargs.pop("expire_at", NOT_GIVEN)
+        connection: Executor | None = kwargs.pop("connection", None)
+        if status == Status.ACTIVE and expire_at is NOT_GIVEN and self._is_unchanged_since_dequeue(job):
+            return
+        self._fresh.pop(job.key, None)
+        scheduled = int(job.scheduled)
+        async with self._connection(connection) as conn:
+            if status is None:
+                await conn.execute(
+                    self._sql.update_keep_status, self.serialize(job), scheduled, job.key, self.name
+                )
+            elif status == Status.QUEUED:
+                await conn.fetch(
+                    self._sql.update_queued,
+                    self.serialize(job),
+                    scheduled,
+                    job.key,
+                    self.name,
+                    self._channel,
+                    int(now_seconds()),
+                )
+            elif expire_at is NOT_GIVEN:
+                await conn.execute(
+                    self._sql.update, self.serialize(job), Status(status).value, scheduled, job.key, self.name
+                )
+            else:
+                expire = None if expire_at is None else int(expire_at)
+                await conn.execute(
+                    self._sql.update_expire,
+                    self.serialize(job),
+                    Status(status).value,
+                    scheduled,
+                    job.key,
+                    self.name,
+                    expire,
+                )
+
+    async def _retry(self, job: Job, error: str | None) -> None:
+        delay = job.next_retry_delay()
+        scheduled = time.time() + delay if delay else job.scheduled or now_seconds()
+        await self.update(job, status=Status.QUEUED, scheduled=int(scheduled), expire_at=None)
+
+    async def _finish(
+        self,
+        job: Job,
+        status: Status,
+        *,
+        result: Any = None,
+        error: str | None = None,
+        connection: Executor | None = None,
+    ) -> None:
+        self._fresh.pop(job.key, None)
+        async with self._connection(connection) as conn:
+            if job.ttl < 0:
+                await conn.fetch(self._sql.delete, job.key, self.name, self._done_channel)
+                return
+            job.touched = now()
+            expire_at = int(now_seconds() + job.ttl) if job.ttl > 0 else None
+            await conn.fetch(
+                self._sql.finish,
+                self.serialize(job),
+                Status(status).value,
+                int(job.scheduled),
+                job.key,
+                self.name,
+                expire_at,
+                self._done_channel,
+            )
+
+    async def abort(self, job: Job, error: str, ttl: float = 5) -> None:
+        """Abort ``job``: a queued job ends as aborted at once, a running one becomes aborting."""
+        async with self._connection() as connection, connection.transaction():
+            status = await self.get_job_status(job.key, for_update=True, connection=connection)
+            if status is None or status == Status.QUEUED:
+                await self.finish(job, Status.ABORTED, error=error, connection=connection)
+            else:
+                await self.update(job, status=Status.ABORTING, error=error, connection=connection)
+
+    # -- sweeping --------------------------------------------------------------------------------
+
+    async def sweep(self, lock: int = 60, abort: float = 5.0) -> list[str]:
+        """Delete expired jobs and stats and retry or abort stuck jobs, if this queue holds the sweep lock."""
+        async with self._sweep_lock:
+            connection = await self._take_sweep_lock()
+            if connection is None:
+                return []
+            now_ts = int(now_seconds())
+            await connection.execute(self._sql.sweep_jobs, self.name, now_ts)
+            await connection.execute(self._sql.sweep_stats, now_ts)
+            rows = await connection.fetch(self._sql.stuck_candidates, self.name)
+        stuck = [
+            job
+            for job in (self.deserialize(blob, status) for _key, blob, status in rows)
+            if job and job.stuck
+        ]
+        for job in stuck:
+            logger.info("Sweeping %s", job.info(logger.isEnabledFor(logging.DEBUG)))
+            await self.abort(job, error=self.swept_error_message)
+        if stuck:
+            # Give the owning workers ``abort`` seconds to cancel their tasks, all jobs at once.
+            with contextlib.suppress(asyncio.TimeoutError):
+                await self.listen([job.key for job in stuck], _is_terminal_status, abort, poll_interval=0.05)
+        for job in stuck:
+            with contextlib.suppress(RuntimeError):
+                await job.refresh()
+            if job.retryable:
+                await self.retry(job, error=self.swept_error_message)
+            else:
+                await self.finish(job, Status.ABORTED, error=self.swept_error_message)
+        return [job.key for job in stuck]
+
+    async def _take_sweep_lock(self) -> Any:
+        """Return the connection holding this queue's sweep lock, taking it if free; else ``None``."""
+        connection = self._lock_connection
+        if connection is not None and not connection.is_closed():
+            return connection
+        self._lock_connection = None
+        connection = await self.pool.acquire()
+        try:
+            locked = await connection.fetchval(
+                "SELECT pg_try_advisory_lock($1, hashtext($2))", self.saq_lock_keyspace, self.name
+            )
+        except BaseException:
+            await self.pool.release(connection)
+            raise
+        if not locked:
+            await self.pool.release(connection)
+            return None
+        connection.add_termination_listener(self._on_lock_connection_lost)
+        self._lock_connection = connection
+        return connection
+
+    def _on_lock_connection_lost(self, connection: Any) -> None:
+        if self._lock_connection is connection:
+            logger.warning("queue %r: the connection holding the sweep lock was closed", self.name)
+            self._lock_connection = None
+
+    async def _drop_sweep_lock(self) -> None:
+        connection, self._lock_connection = self._lock_connection, None
+        if connection is None:
+            return
+        if not connection.is_closed():
+            with contextlib.suppress(*CONNECTION_ERRORS):
+                await connection.execute(
+                    "SELECT pg_advisory_unlock($1, hashtext($2))", self.saq_lock_keyspace, self.name
+                )
+        await self.pool.release(connection)
+
+    # -- waiting for jobs ------------------------------------------------------------------------
+
+    async def listen(
+        self,
+        job_keys: Iterable[str],
+        callback: ListenCallback,
+        timeout: float | None = 10,
+        poll_interval: float = 0.5,
+    ) -> None:
+        """Call ``callback(job_id, status)`` as ``job_keys`` change until it returns truthy.
+
+        Finished jobs wake the wait at once through a notification; ``poll_interval`` is the safety
+        net for jobs finished by workers that send none (SAQ's own psycopg workers).
+        """
+        keys = list(job_keys)
+        changed = asyncio.Event()
+        for key in keys:
+            self._done_events.setdefault(key, set()).add(changed)
+        try:
+            if self._listener is not None:
+                await self._listener.subscribe(self._done_channel, self._on_done_notice)
+            await asyncio.wait_for(self._watch(keys, callback, changed, poll_interval), timeout or None)
+        finally:
+            for key in keys:
+                events = self._done_events.get(key)
+                if events is not None:
+                    events.discard(changed)
+                    if not events:
+                        del self._done_events[key]
+            if not self._done_events and self._listener is not None:
+                await self._listener.unsubscribe(self._done_channel)
+
+    async def _watch(
+        self, keys: list[str], callback: ListenCallback, changed: asyncio.Event, poll: float
+    ) -> None:
+        while True:
+            changed.clear()
+            for job in await self.jobs(keys):
+                if job is None:
+                    continue
+                stop = callback(job.id, job.status)
+                if asyncio.iscoroutine(stop):
+                    stop = await stop
+                if stop:
+                    return
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(changed.wait(), poll)
+
+    def _on_done_notice(self, payload: str) -> None:
+        for event in self._done_events.get(payload, ()):
+            event.set()
+
+
+def _is_terminal_status(_job_id: str, status: Status) -> bool:
+    return status in TERMINAL_STATUSES

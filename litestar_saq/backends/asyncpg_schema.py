@@ -1,0 +1,272 @@
+"""Tables, migrations and SQL of the asyncpg queue, identical in layout to SAQ's ``PostgresQueue``.
+
+The tables, index names, schema version (3, one row in the versions table) and migration steps are the
+ones SAQ's psycopg queue uses, so both kinds of worker can share a database. Values are always bound as
+parameters; only table names are written into the SQL, quoted the way ``psycopg.sql.Identifier`` does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+__all__ = ("SCHEMA_VERSION", "Executor", "QueueSQL", "migrate", "quote_identifier")
+
+
+class Executor(Protocol):
+    """The part of an asyncpg connection (or pool proxy) the queue uses; asyncpg ships no types."""
+
+    async def execute(self, query: str, *args: Any) -> str: ...
+
+    async def fetch(self, query: str, *args: Any) -> list[Any]: ...
+
+    async def fetchrow(self, query: str, *args: Any) -> Any: ...
+
+    async def fetchval(self, query: str, *args: Any) -> Any: ...
+
+    def transaction(self) -> Any: ...
+
+
+SCHEMA_VERSION = 3
+"""The version SAQ 0.26 writes to its versions table after the last migration."""
+
+TERMINAL = "('aborted', 'complete', 'failed')"
+INCOMPLETE = "('new', 'deferred', 'queued', 'active')"
+
+
+def quote_identifier(name: str) -> str:
+    """Quote ``name`` as one SQL identifier, exactly as ``psycopg.sql.Identifier`` renders it."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def migration_steps(jobs: str, stats: str) -> list[tuple[int, str]]:
+    """Return SAQ's migrations as ``(version, sql)`` pairs for the quoted table names given."""
+    return [
+        (
+            1,
+            f"""
+            CREATE TABLE IF NOT EXISTS {jobs} (
+                key TEXT PRIMARY KEY,
+                lock_key SERIAL NOT NULL,
+                job BYTEA NOT NULL,
+                queue TEXT NOT NULL,
+                status TEXT NOT NULL,
+                priority SMALLINT NOT NULL DEFAULT 0,
+                group_key TEXT,
+                scheduled BIGINT NOT NULL DEFAULT EXTRACT(EPOCH FROM NOW()),
+                expire_at BIGINT
+            );
+            CREATE INDEX IF NOT EXISTS saq_jobs_dequeue_idx ON {jobs} (status, queue, scheduled);
+            CREATE TABLE IF NOT EXISTS {stats} (
+                worker_id TEXT PRIMARY KEY,
+                stats JSONB,
+                expire_at BIGINT
+            );
+            """,
+        ),
+        (
+            2,
+            f"""
+            ALTER TABLE {stats} ADD COLUMN IF NOT EXISTS metadata JSONB;
+            ALTER TABLE {stats} ADD COLUMN IF NOT EXISTS queue_key TEXT;
+            CREATE INDEX IF NOT EXISTS saq_stats_expire_at_idx ON {stats} (expire_at);
+            CREATE INDEX IF NOT EXISTS saq_stats_queue_key_idx ON {stats} (queue_key);
+            """,
+        ),
+        (
+            3,
+            f"""
+            CREATE INDEX IF NOT EXISTS saq_jobs_status_queue_group_key_idx
+                ON {jobs} (status, queue, group_key);
+            CREATE INDEX IF NOT EXISTS saq_jobs_status_queue_priority_scheduled_idx
+                ON {jobs} (status, queue, priority, scheduled);
+            DROP INDEX saq_jobs_dequeue_idx;
+            """,
+        ),
+    ]
+
+
+async def _read_version(conn: Executor, versions: str) -> int | None:
+    """Return the schema version, or ``None`` when the versions table does not exist yet."""
+    exists = await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", versions)
+    if not exists:
+        return None
+    version = await conn.fetchval(f"SELECT max(version) FROM {versions}")
+    return int(version) if version is not None else 0
+
+
+async def migrate(
+    conn: Executor,
+    *,
+    versions_table: str,
+    jobs_table: str,
+    stats_table: str,
+    lock_keyspace: int,
+    deadline_s: float = 30.0,
+) -> None:
+    """Bring the tables to schema version 3 under the migration advisory lock ``(keyspace, 0)``.
+
+    SAQ's psycopg workers keep that lock for as long as their pooled connection lives, so this never
+    blocks on it: while another session holds it, the version is re-read until it is current or
+    ``deadline_s`` passes, and then a ``TimeoutError`` says who to look for.
+    """
+    versions, jobs, stats = (quote_identifier(t) for t in (versions_table, jobs_table, stats_table))
+    deadline = time.monotonic() + deadline_s
+    while True:
+        version = await _read_version(conn, versions)
+        if version is not None and version > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"the SAQ schema in {versions_table!r} is at version {version}, newer than the "
+                f"{SCHEMA_VERSION} this litestar-saq understands; upgrade litestar-saq"
+            )
+        if version == SCHEMA_VERSION:
+            return
+        async with conn.transaction():
+            # A transaction-level lock conflicts with SAQ's session-level lock on the same key and is
+            # released by the commit, so it never outlives this migration.
+            if await conn.fetchval("SELECT pg_try_advisory_xact_lock($1, 0)", lock_keyspace):
+                await conn.execute(f"CREATE TABLE IF NOT EXISTS {versions} (version INT)")
+                current = await conn.fetchval(f"SELECT max(version) FROM {versions}") or 0
+                if current >= SCHEMA_VERSION:
+                    return
+                for step_version, statements in migration_steps(jobs, stats):
+                    if step_version > current:
+                        await conn.execute(statements)
+                await conn.execute(f"DELETE FROM {versions}")
+                await conn.execute(f"INSERT INTO {versions} (version) VALUES ($1)", SCHEMA_VERSION)
+                return
+        if time.monotonic() >= deadline:
+            raise TimeoutError(
+                f"the SAQ tables are at schema version {version or 0}, not {SCHEMA_VERSION}, and another "
+                f"session holds the migration lock ({lock_keyspace}, 0) without finishing; look for a stuck "
+                "SAQ worker in pg_locks"
+            )
+        await asyncio.sleep(0.2)
+
+
+@dataclass(frozen=True)
+class QueueSQL:
+    """Every statement the queue runs, with its table names quoted once at construction."""
+
+    enqueue: str
+    dequeue_select: str
+    dequeue_mark: str
+    requeue: str
+    update: str
+    update_expire: str
+    update_queued: str
+    update_keep_status: str
+    finish: str
+    delete: str
+    job: str
+    jobs: str
+    iter_jobs: str
+    status_for_update: str
+    job_status: str
+    counts: str
+    incomplete_jobs: str
+    workers: str
+    write_worker: str
+    sweep_jobs: str
+    sweep_stats: str
+    stuck_candidates: str
+
+    @classmethod
+    def for_tables(cls, jobs_table: str, stats_table: str) -> QueueSQL:
+        """Build the statements for the given (unquoted) table names."""
+        jobs, stats = quote_identifier(jobs_table), quote_identifier(stats_table)
+        done_notify = "SELECT pg_notify($7, key) FROM changed WHERE octet_length(key) < 7900"
+        return cls(
+            # $1 key, $2 blob, $3 queue, $4 status, $5 priority, $6 group_key, $7 scheduled, $8 channel
+            enqueue=f"""
+                WITH inserted AS (
+                    INSERT INTO {jobs} AS j (key, job, queue, status, priority, group_key, scheduled)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7)
+                    ON CONFLICT (key) DO UPDATE SET
+                        job = EXCLUDED.job, queue = EXCLUDED.queue, status = EXCLUDED.status,
+                        priority = EXCLUDED.priority, group_key = EXCLUDED.group_key,
+                        scheduled = EXCLUDED.scheduled, expire_at = NULL
+                    WHERE j.status IN {TERMINAL} AND EXCLUDED.scheduled > j.scheduled
+                    RETURNING 1
+                )
+                SELECT pg_notify($8, 'saq:enqueue') FROM inserted""",
+            # Jobs of a group with an active job wait; NOT EXISTS keeps ungrouped (NULL) jobs eligible.
+            dequeue_select=f"""
+                SELECT key, job, group_key FROM {jobs} AS j
+                WHERE status = 'queued' AND queue = $1 AND $2 >= scheduled
+                  AND priority BETWEEN $3 AND $4
+                  AND (group_key IS NULL OR NOT EXISTS (
+                      SELECT 1 FROM {jobs} AS a
+                      WHERE a.status = 'active' AND a.queue = $1 AND a.group_key = j.group_key))
+                ORDER BY priority, scheduled
+                LIMIT $5
+                FOR UPDATE SKIP LOCKED""",
+            dequeue_mark=f"""
+                UPDATE {jobs} AS j SET status = 'active', job = v.job
+                FROM unnest($1::text[], $2::bytea[]) AS v(key, job)
+                WHERE j.key = v.key""",
+            requeue=f"""
+                WITH changed AS (
+                    UPDATE {jobs} AS j SET status = 'queued', job = v.job
+                    FROM unnest($1::text[], $2::bytea[]) AS v(key, job)
+                    WHERE j.key = v.key AND j.queue = $3 AND j.status = 'active'
+                    RETURNING 1
+                )
+                SELECT pg_notify($4, 'saq:enqueue') FROM (SELECT 1 FROM changed LIMIT 1) AS any_changed""",
+            update=f"UPDATE {jobs} SET job = $1, status = $2, scheduled = $3 WHERE key = $4 AND queue = $5",
+            update_expire=f"""
+                UPDATE {jobs} SET job = $1, status = $2, scheduled = $3, expire_at = $6
+                WHERE key = $4 AND queue = $5""",
+            # A job put back to queued wakes listening workers at once when it is due.
+            update_queued=f"""
+                WITH changed AS (
+                    UPDATE {jobs} SET job = $1, status = 'queued', scheduled = $2, expire_at = NULL
+                    WHERE key = $3 AND queue = $4
+                    RETURNING scheduled
+                )
+                SELECT pg_notify($5, 'saq:enqueue') FROM changed WHERE scheduled <= $6""",
+            update_keep_status=f"UPDATE {jobs} SET job = $1, scheduled = $2 WHERE key = $3 AND queue = $4",
+            finish=f"""
+                WITH changed AS (
+                    UPDATE {jobs} SET job = $1, status = $2, scheduled = $3, expire_at = $6
+                    WHERE key = $4 AND queue = $5
+                    RETURNING key
+                )
+                {done_notify}""",
+            delete=f"""
+                WITH changed AS (DELETE FROM {jobs} WHERE key = $1 AND queue = $2 RETURNING key)
+                SELECT pg_notify($3, key) FROM changed WHERE octet_length(key) < 7900""",
+            job=f"SELECT job, status FROM {jobs} WHERE key = $1 AND queue = $2",
+            jobs=f"SELECT key, job, status FROM {jobs} WHERE key = ANY($1::text[]) AND queue = $2",
+            iter_jobs=f"""
+                SELECT key, job, status FROM {jobs}
+                WHERE status = ANY($1::text[]) AND queue = $2 AND key > $3
+                ORDER BY key LIMIT $4""",
+            status_for_update=f"SELECT status FROM {jobs} WHERE key = $1 AND queue = $2 FOR UPDATE",
+            job_status=f"SELECT status FROM {jobs} WHERE key = $1 AND queue = $2",
+            counts=f"""
+                SELECT
+                    count(*) FILTER (WHERE status = 'queued' AND $2 >= scheduled),
+                    count(*) FILTER (WHERE status = 'active'),
+                    count(*)
+                FROM {jobs} WHERE queue = $1 AND status IN {INCOMPLETE}""",
+            incomplete_jobs=f"""
+                SELECT job, status FROM {jobs} WHERE queue = $1 AND status IN {INCOMPLETE}
+                ORDER BY priority, scheduled, key OFFSET $2 LIMIT $3""",
+            workers=f"""
+                SELECT worker_id, stats::text, queue_key, metadata::text FROM {stats}
+                WHERE expire_at >= EXTRACT(EPOCH FROM NOW()) AND queue_key = $1""",
+            write_worker=f"""
+                INSERT INTO {stats} (worker_id, stats, queue_key, metadata, expire_at)
+                VALUES ($1, $2::text::jsonb, $3, $4::text::jsonb, EXTRACT(EPOCH FROM NOW())::bigint + $5)
+                ON CONFLICT (worker_id) DO UPDATE SET
+                    stats = EXCLUDED.stats, queue_key = EXCLUDED.queue_key,
+                    metadata = EXCLUDED.metadata, expire_at = EXCLUDED.expire_at""",
+            sweep_jobs=f"DELETE FROM {jobs} WHERE queue = $1 AND status IN {TERMINAL} AND $2 >= expire_at",
+            sweep_stats=f"DELETE FROM {stats} WHERE $1 >= expire_at",
+            stuck_candidates=f"""
+                SELECT key, job, status FROM {jobs}
+                WHERE queue = $1 AND status IN ('active', 'aborting')""",
+        )
