@@ -205,6 +205,9 @@ class QueueConfig:
                 raise self._error("timers", timer, f"is not a timer; use {sorted(_TIMER_NAMES)}")
             if not isinstance(seconds, (int, float)) or seconds <= 0:
                 raise self._error(f"timers[{timer!r}]", seconds, "must be a number of seconds > 0")
+            if timer != "abort" and seconds != int(seconds):
+                # SAQ uses these timers as Redis lock lifetimes, which must be whole seconds.
+                raise self._error(f"timers[{timer!r}]", seconds, "must be a whole number of seconds")
 
     def _parse_cron_tz(self, cron_tz: tzinfo | str) -> tzinfo:
         if isinstance(cron_tz, tzinfo):

@@ -60,8 +60,7 @@ class PluginWorker(Worker[Any]):  # type: ignore[type-var]
             self.SIGNALS = []
         self.grace_period_s: float = float(grace_period or 0)
         self.hard_deadline_s: float = float(hard_deadline)
-        self._upkeep_tasks: set[asyncio.Task[Any]] = set()
-        self._waiting_for_job: set[asyncio.Task[Any]] = set()
+        self._running_a_job: set[asyncio.Task[Any]] = set()
         self._drain_lock = asyncio.Lock()
         self._drained = False
 
@@ -70,26 +69,17 @@ class PluginWorker(Worker[Any]):  # type: ignore[type-var]
         self._drained = False
         await super().start()
 
-    async def upkeep(self) -> list[asyncio.Task[None]]:
-        tasks = await super().upkeep()
-        self._upkeep_tasks = set(tasks)
-        return tasks
-
     async def process(self) -> bool:
-        task = asyncio.current_task()
-        if task is not None:
-            self._waiting_for_job.add(task)
         try:
             return await super().process()
         finally:
-            if task is not None:
-                self._waiting_for_job.discard(task)
+            self._running_a_job.discard(asyncio.current_task())  # type: ignore[arg-type]
 
     async def _mark_busy(self, ctx: Any) -> None:
         """First ``before_process`` hook: from here on this task runs a job and must not be cut short."""
         task = asyncio.current_task()
         if task is not None:
-            self._waiting_for_job.discard(task)
+            self._running_a_job.add(task)
 
     async def stop(self) -> None:
         """Stop taking jobs, let running ones finish within the grace period, then run shutdown hooks."""
@@ -103,25 +93,31 @@ class PluginWorker(Worker[Any]):  # type: ignore[type-var]
                 self._drained = True
 
     async def _drain(self) -> None:
-        for idle_task in self._upkeep_tasks | self._waiting_for_job:
-            idle_task.cancel()
         tasks = [task for task in self.tasks if not task.done()]
         self.tasks.clear()
-        if tasks:
-            _, still_running = await asyncio.wait(tasks, timeout=self.grace_period_s or None)
+        running = [task for task in tasks if task in self._running_a_job]
+        idle = [task for task in tasks if task not in self._running_a_job]
+        # Upkeep loops and workers still waiting for a job have nothing to finish.
+        for task in idle:
+            task.cancel()
+        if running:
+            _, still_running = await asyncio.wait(running, timeout=self.grace_period_s or None)
             if still_running:
-                running_keys = [job.key for job in self.job_task_contexts]
                 logger.warning(
                     "queue %r: %d job(s) still running after the %.0f s grace period, aborting them so "
                     "they are retried: %s",
                     self.queue.name,
-                    len(running_keys),
+                    len(still_running),
                     self.grace_period_s,
-                    running_keys,
+                    [job.key for job in self.job_task_contexts],
                 )
                 for task in still_running:
                     task.cancel()
                 await asyncio.wait(still_running, timeout=self.hard_deadline_s + 5)
+        if idle:
+            # A broker read can outlive its cancellation by up to the client's socket timeout; those
+            # reads end when the queue disconnects, and hold no job, so they are not waited for.
+            await asyncio.wait(idle, timeout=0.5)
         self.pool.shutdown(wait=True, cancel_futures=True)
         for hook in _as_hooks(self.shutdown):
             await hook(self.context)

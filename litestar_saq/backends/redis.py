@@ -5,16 +5,21 @@ Keys and the job format are SAQ's own, so SAQ's tools and workers share a queue 
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 from redis import asyncio as aioredis
 from redis.exceptions import RedisError
+from saq.job import Status
 from saq.queue.redis import RedisQueue as SAQRedisQueue
+from saq.utils import millis, now
 
 from litestar_saq.exceptions import BrokerUnavailableError
 
 if TYPE_CHECKING:
     from redis.asyncio.client import Redis
+    from saq.job import Job
+    from saq.types import WorkerInfo
 
 __all__ = ("RedisQueue",)
 
@@ -66,3 +71,53 @@ class RedisQueue(SAQRedisQueue):
         if "path" in kwargs:
             return f"unix://{kwargs['path']}"
         return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
+
+    # SAQ writes expiring keys with SETEX, which redis-py 8 deprecates; these three writes use
+    # SET … PX instead and keep SAQ's keys and values.
+
+    async def abort(self, job: Job, error: str, ttl: float = 5) -> None:
+        """Abort ``job``: a queued job ends at once, an active one is cancelled by its worker."""
+        job.status = Status.ABORTING
+        job.error = error
+        async with self.redis.pipeline(transaction=True) as pipe:
+            removed_from_queue, *_ = await (
+                pipe.lrem(self.namespace("queued"), 0, job.id)
+                .zrem(self.namespace("incomplete"), job.id)
+                .set(job.id, self.serialize(job))
+                .set(job.abort_id, error, px=max(1, int(ttl * 1000)))
+                .publish(job.id, job.status)
+                .execute()
+            )
+        if removed_from_queue:
+            await self.finish(job, Status.ABORTED, error=error)
+            await self.redis.delete(job.abort_id)
+        else:
+            await self.redis.lrem(self.namespace("active"), 0, job.id)
+
+    async def write_worker_info(self, worker_id: str, info: WorkerInfo, ttl: int) -> None:
+        """Record a worker's stats for ``ttl`` seconds."""
+        current = now()
+        key = self.namespace(f"worker_info:{worker_id}")
+        stats = self.namespace("stats")
+        async with self.redis.pipeline(transaction=True) as pipe:
+            await (
+                pipe.set(key, json.dumps(info), ex=ttl)
+                .zremrangebyscore(stats, 0, current)
+                .zadd(stats, {key: current + millis(ttl)})
+                .expire(stats, ttl)
+                .execute()
+            )
+
+    async def _finish(
+        self, job: Job, status: Status, *, result: Any = None, error: str | None = None
+    ) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.lrem(self.namespace("active"), 1, job.id).zrem(self.namespace("incomplete"), job.id)
+            if job.ttl > 0:
+                pipe.set(job.id, self.serialize(job), ex=job.ttl)
+            elif job.ttl == 0:
+                pipe.set(job.id, self.serialize(job))
+            else:
+                pipe.delete(job.id)
+            await pipe.execute()
+        await self.notify(job)

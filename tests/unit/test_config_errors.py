@@ -35,6 +35,7 @@ def make_app(**queue_options: Any) -> Litestar:
         pytest.param({"cron_tz": "Mars/Olympus"}, ["'mail'", "cron_tz='Mars/Olympus'", "IANA"], id="bad-timezone"),
         pytest.param({"timers": {"sweeep": 1}}, ["'mail'", "timers='sweeep'", "sweep"], id="unknown-timer"),
         pytest.param({"timers": {"sweep": 0}}, ["'mail'", "timers['sweep']=0", "> 0"], id="zero-timer"),
+        pytest.param({"timers": {"schedule": 0.5}}, ["'mail'", "timers['schedule']=0.5", "whole number"], id="fractional-lock-timer"),
         pytest.param({"worker_processes": 0}, ["'mail'", "worker_processes=0"], id="worker-processes-zero"),
         pytest.param({"burst": True}, ["'mail'", "dequeue_timeout", "burst"], id="burst-without-timeout"),
         pytest.param({"dsn": "memory://", "separate_process": True}, ["'mail'", "memory://", "separate_process=False"], id="memory-in-other-process"),
