@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING, Any
 
 from litestar.di import Provide
@@ -14,7 +14,7 @@ from litestar.plugins import CLIPlugin, InitPlugin
 from litestar_saq.queues import TaskQueueRegistry, TaskQueues, queue_from_config
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Iterator
 
     from click import Group
     from litestar import Litestar
@@ -73,6 +73,20 @@ class SAQPlugin(InitPlugin, CLIPlugin):
 
     def on_cli_init(self, cli: Group) -> None:
         """Add the ``workers`` command group to the Litestar CLI."""
+        from litestar_saq.cli import build_cli_app
+
+        cli.add_command(build_cli_app())
+
+    @contextmanager
+    def server_lifespan(self, app: Litestar) -> Iterator[None]:
+        """With ``use_server_lifespan``, run the ``separate_process`` queues' workers beside the server."""
+        if not self._config.use_server_lifespan or os.environ.get(CHILD_PROCESS_ENV):
+            yield
+            return
+        from litestar_saq.supervisor import supervise_in_background
+
+        with supervise_in_background(app, self):
+            yield
 
     def _provide_task_queues(self) -> TaskQueueRegistry:
         return self._task_queues
