@@ -46,27 +46,27 @@ def _is_superseded(stored: _StoredJob | None, job: Job) -> bool:
     """Tell whether ``job`` is a write from an attempt the queue has already moved past."""
     if stored is None:
         return False
-    if stored.attempts > job.attempts:
-        return True
     # retry() clears ``started``: a waiting job without one was re-queued after this attempt began.
-    return stored.status == Status.QUEUED and stored.started == 0 and job.started != 0
+    requeued = stored.status == Status.QUEUED and stored.started == 0 and job.started != 0
+    return stored.attempts > job.attempts or requeued
 
 
 def _expiry(job: Job) -> float | None:
     """Compute when a finished job disappears: ttl seconds from now, never for 0, at once if negative."""
-    if job.ttl == 0:
-        return None
-    return time.time() + max(job.ttl, 0)
+    return None if job.ttl == 0 else time.time() + max(job.ttl, 0)
+
+
+def _is_terminal(_key: str, status: Status) -> bool:
+    return status in TERMINAL_STATUSES
 
 
 class MemoryQueue(Queue):
     """Use ``memory://`` to run SAQ jobs without a broker: in tests and zero-setup examples.
 
-    The queue implements SAQ's whole queue contract: de-duplication by ``key``, scheduled jobs,
-    retries with backoff, aborts, heartbeats and sweeps, ``ttl``, worker stats, and result waiting
-    (``job.refresh(until_complete=…)``, ``apply``, ``map``) woken by notifications, not polling.
-    Jobs are stored serialized with ``dump``/``load``, so a job that Redis could not store fails
-    here at ``enqueue`` too, and changing a ``Job`` object never changes the stored job.
+    It keeps SAQ's queue contract (keys, schedules, retries, aborts, sweeps, ``ttl``, worker stats)
+    and wakes result waiters (``job.refresh(until_complete=…)``, ``apply``, ``map``) by notification.
+    Jobs are stored serialized, so a job Redis could not store fails at ``enqueue`` here too, and
+    changing a ``Job`` object never changes the stored job.
 
     Limits:
         * Jobs live in this queue object only. They cannot cross processes: workers in child
@@ -91,7 +91,7 @@ class MemoryQueue(Queue):
     ) -> None:
         super().__init__(name=name, dump=dump, load=load, swept_error_message=swept_error_message)
         self._jobs: dict[str, _StoredJob] = {}
-        # Dicts used as insertion-ordered sets, so the queue is FIFO and removal is O(1).
+        # Dicts as insertion-ordered sets: FIFO order and O(1) removal.
         self._queued: dict[str, None] = {}
         self._scheduled: dict[str, float] = {}
         self._active: dict[str, None] = {}
@@ -124,14 +124,9 @@ class MemoryQueue(Queue):
 
     def _bind_loop(self) -> None:
         loop = asyncio.get_running_loop()
-        if self._loop is None:
-            self._loop = loop
-        elif self._loop is not loop:
-            raise RuntimeError(
-                f"MemoryQueue {self.name!r} belongs to another event loop; create one queue per event loop"
-            )
-
-    # Storage
+        if self._loop not in (None, loop):
+            raise RuntimeError(f"MemoryQueue {self.name!r} belongs to another event loop; make one per loop")
+        self._loop = loop
 
     def _get(self, key: str) -> _StoredJob | None:
         stored = self._jobs.get(key)
@@ -146,26 +141,28 @@ class MemoryQueue(Queue):
             raise ValueError(f"queue {self.name!r}: a stored job has an empty payload")
         return job
 
-    def _write(self, job: Job, status: Status, *, due: float = 0.0, expire_at: float | None = None) -> None:
-        """Store ``job`` with ``status``, file its key under that status and tell listeners."""
+    def _write(
+        self, job: Job, status: Status, *, due: float | None = 0.0, expire_at: float | None = None
+    ) -> None:
+        """Store ``job`` with ``status``, file its key under that status and tell listeners.
+
+        ``due``: epoch seconds when a QUEUED job may run; ``None`` keeps an unchanged status's filing.
+        """
         job.status = status
         payload = self.serialize(job)  # first, so a job that cannot be stored changes nothing
+        previous = self._jobs.get(job.key)
         self._jobs[job.key] = _StoredJob(payload, status, job.attempts, job.started, expire_at)
-        self._unindex(job.key)
-        if status == Status.QUEUED and due > time.time():
-            self._scheduled[job.key] = due
-        elif status == Status.QUEUED:
-            self._queued[job.key] = None
-            self._job_ready.set()
-        elif status == Status.ACTIVE:
-            self._active[job.key] = None
-        elif status == Status.ABORTING:
-            self._aborting[job.key] = None
+        if due is not None or previous is None or previous.status != status:
+            for index in (self._queued, self._scheduled, self._active, self._aborting):
+                index.pop(job.key, None)
+            if status == Status.QUEUED and (due or 0.0) > time.time():
+                self._scheduled[job.key] = due or 0.0
+            elif status == Status.QUEUED:
+                self._queued[job.key] = None
+                self._job_ready.set()
+            elif status in _RUNNING_STATUSES:
+                (self._active if status == Status.ACTIVE else self._aborting)[job.key] = None
         self._publish(job.key, status)
-
-    def _unindex(self, key: str) -> None:
-        for index in (self._queued, self._scheduled, self._active, self._aborting):
-            index.pop(key, None)
 
     def _publish(self, key: str, status: Status) -> None:
         for inbox in self._listeners.get(key, ()):
@@ -175,11 +172,7 @@ class MemoryQueue(Queue):
         for key in list(self._jobs):
             self._get(key)
         current = time.time()
-        for worker_id, (_, expire_at) in list(self._workers.items()):
-            if expire_at <= current:
-                del self._workers[worker_id]
-
-    # Reading
+        self._workers = {worker_id: entry for worker_id, entry in self._workers.items() if entry[1] > current}
 
     async def job(self, job_key: str) -> Job | None:
         """Return a copy of the stored job with ``job_key``, or ``None`` if there is none."""
@@ -193,20 +186,14 @@ class MemoryQueue(Queue):
         return [None if (stored := self._get(key)) is None else self._to_job(stored) for key in job_keys]
 
     async def iter_jobs(
-        self,
-        statuses: Sequence[Status] | None = None,
-        batch_size: int = 100,
+        self, statuses: Sequence[Status] | None = None, batch_size: int = 100
     ) -> AsyncIterator[Job]:
         """Yield every stored job whose status is in ``statuses`` (all by default), oldest first."""
         self._bind_loop()
         wanted = set(Status if statuses is None else statuses)
-        keys = list(self._jobs)
-        for start in range(0, len(keys), max(batch_size, 1)):
-            for key in keys[start : start + batch_size]:
-                stored = self._get(key)
-                if stored is not None and stored.status in wanted:
-                    yield self._to_job(stored)
-            await asyncio.sleep(0)  # let other tasks run between batches, as a broker round-trip would
+        for key in list(self._jobs):
+            if (stored := self._get(key)) is not None and stored.status in wanted:
+                yield self._to_job(stored)
 
     async def count(self, kind: CountKind) -> int:
         """Count ``"queued"`` (ready to run), ``"active"`` or ``"incomplete"`` (also scheduled) jobs."""
@@ -227,8 +214,7 @@ class MemoryQueue(Queue):
         if jobs:
             scheduled = sorted(self._scheduled, key=self._scheduled.__getitem__)
             for key in [*self._active, *self._queued, *scheduled][offset : offset + limit]:
-                if (stored := self._get(key)) is not None:
-                    listing.append(self._to_job(stored).to_dict())
+                listing.append(self._to_job(self._jobs[key]).to_dict())
         return {
             "workers": {worker_id: json.loads(info) for worker_id, (info, _) in self._workers.items()},
             "name": self.name,
@@ -243,8 +229,6 @@ class MemoryQueue(Queue):
         self._bind_loop()
         self._workers[worker_id] = (json.dumps(info), time.time() + ttl)
 
-    # Job life-cycle
-
     async def _enqueue(self, job: Job) -> Job | None:
         self._bind_loop()
         stored = self._get(job.key)
@@ -255,10 +239,7 @@ class MemoryQueue(Queue):
         return job
 
     async def dequeue(self, timeout: float = 0.0, poll_interval: float = 0.0) -> Job | None:
-        """Wait for the next ready job and mark it active; ``None`` after ``timeout`` seconds (0: never).
-
-        Cancelling the waiting task never loses a job: a job leaves the queue only when it is returned.
-        """
+        """Wait for the next ready job and mark it active; ``None`` after ``timeout`` seconds (0: never)."""
         self._bind_loop()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout if timeout > 0 else None
@@ -271,10 +252,11 @@ class MemoryQueue(Queue):
                 await asyncio.wait_for(self._job_ready.wait(), remaining)
             except asyncio.TimeoutError:
                 return None
+        # No await from here on, so a cancellation cannot strike between taking the job and returning it.
         key = next(iter(self._queued))
-        stored = self._jobs[key]
-        self._unindex(key)
+        del self._queued[key]
         self._active[key] = None
+        stored = self._jobs[key]
         stored.status = Status.ACTIVE
         self._publish(key, Status.ACTIVE)
         return self._to_job(stored)
@@ -298,21 +280,17 @@ class MemoryQueue(Queue):
     async def _update(self, job: Job, status: Status | None = None, **kwargs: t.Any) -> None:
         self._bind_loop()
         stored = self._get(job.key)
-        if stored is None:
-            logger.debug("queue %r: ignored an update of missing job %s", self.name, job.key)
+        if stored is None or (status is None and _is_superseded(stored, job)):
+            logger.debug("queue %r: ignored an update of missing or superseded job %s", self.name, job.key)
             return
         if status is None:
-            if _is_superseded(stored, job):
-                logger.debug("queue %r: ignored an update from an old attempt of %s", self.name, job.key)
-                return
             status = stored.status
         elif status == Status.ACTIVE and stored.status == Status.ABORTING:
-            # An abort that came between dequeue and the worker marking the job active must stand.
-            status = Status.ABORTING
+            status = Status.ABORTING  # an abort between dequeue and the worker's first update must stand
         expire_at = None
         if status in TERMINAL_STATUSES:
             expire_at = stored.expire_at if stored.status in TERMINAL_STATUSES else _expiry(job)
-        self._write(job, status, due=job.scheduled, expire_at=expire_at)
+        self._write(job, status, due=None if status == stored.status else job.scheduled, expire_at=expire_at)
 
     async def _retry(self, job: Job, error: str | None) -> None:
         self._bind_loop()
@@ -322,26 +300,20 @@ class MemoryQueue(Queue):
         delay = job.next_retry_delay()
         self._write(job, Status.QUEUED, due=time.time() + delay if delay else 0.0)
 
-    async def _finish(
-        self,
-        job: Job,
-        status: Status,
-        *,
-        result: t.Any = None,
-        error: str | None = None,
-    ) -> None:
+    async def _finish(self, job: Job, status: Status, **kwargs: t.Any) -> None:
         self._bind_loop()
         stored = self._get(job.key)
         if stored is None or _is_superseded(stored, job):
-            logger.debug("queue %r: ignored a late or unknown finish of %s", self.name, job.key)
+            # e.g. a worker reporting on an attempt that the sweep already gave up on and re-queued
+            logger.debug("queue %r: ignored a finish of missing or superseded job %s", self.name, job.key)
             return
         self._write(job, status, expire_at=_expiry(job))
 
     async def abort(self, job: Job, error: str, ttl: float = 5) -> None:
         """Abort ``job``: a waiting job ends ABORTED now, a running one turns ABORTING for its worker.
 
-        The worker that runs an ABORTING job cancels it at its next ``abort`` timer tick. ``job`` is
-        updated to the stored state. A finished or missing job is left as it is.
+        The worker cancels an ABORTING job at its next ``abort`` timer tick. ``job`` gets the stored
+        state; a finished or missing job is left as it is.
         """
         self._bind_loop()
         stored = self._get(job.key)
@@ -356,11 +328,10 @@ class MemoryQueue(Queue):
         job.replace(current)
 
     async def sweep(self, lock: int = 60, abort: float = 5.0) -> list[str]:
-        """Drop expired jobs and workers, and recover running jobs past their timeout or heartbeat.
+        """Drop expired jobs and workers; abort stuck running jobs, then retry them or end them ABORTED.
 
-        A stuck job is aborted, given ``abort`` seconds to stop, then retried if it has retries
-        left or finished ABORTED. Returns the swept keys. ``lock`` is accepted for SAQ's signature:
-        sweeps of one queue object never overlap.
+        A job is stuck past its timeout or heartbeat; it gets ``abort`` seconds to stop before it is
+        retried. Returns the swept keys. Sweeps never overlap, so ``lock`` is unused.
         """
         self._bind_loop()
         if self._sweeping:
@@ -370,15 +341,14 @@ class MemoryQueue(Queue):
             self._purge_expired()
             swept: list[str] = []
             for key in [*self._active, *self._aborting]:
+                # Re-read each job: recovering the previous one awaited, and this one may have moved on.
                 stored = self._get(key)
                 if stored is None or stored.status not in _RUNNING_STATUSES:
                     continue
-                job = self._to_job(stored)
-                if not job.stuck:
-                    continue
-                swept.append(key)
-                logger.info("queue %r: sweeping stuck job %s", self.name, key)
-                await self._recover_stuck(job, abort)
+                if (job := self._to_job(stored)).stuck:
+                    logger.info("queue %r: sweeping stuck job %s", self.name, key)
+                    swept.append(key)
+                    await self._recover_stuck(job, abort)
             return swept
         finally:
             self._sweeping = False
@@ -387,7 +357,7 @@ class MemoryQueue(Queue):
         await self.abort(job, self.swept_error_message)
         if abort_wait > 0:
             try:
-                await self.listen([job.key], lambda _key, status: status in TERMINAL_STATUSES, abort_wait)
+                await self.listen([job.key], _is_terminal, abort_wait)
             except asyncio.TimeoutError:
                 logger.info(
                     "queue %r: job %s did not stop within %ss of its abort", self.name, job.key, abort_wait
@@ -399,10 +369,8 @@ class MemoryQueue(Queue):
             job = self._to_job(stored)
         if job.retryable:
             await self.retry(job, error=self.swept_error_message)
-        else:
+        elif job.status != Status.ABORTED:
             await self.finish(job, Status.ABORTED, error=self.swept_error_message)
-
-    # Waiting for results
 
     async def listen(
         self,
@@ -413,35 +381,30 @@ class MemoryQueue(Queue):
     ) -> None:
         """Call ``callback(key, status)`` with each job's current status, then on every change.
 
-        Returns once the callback returns a truthy value. Raises ``asyncio.TimeoutError`` after
-        ``timeout`` seconds; a falsy ``timeout`` waits forever. ``poll_interval`` is unused: changes
-        are pushed, not polled.
+        Returns when the callback returns something truthy; raises ``asyncio.TimeoutError`` after
+        ``timeout`` seconds (falsy: never). Changes are pushed, so ``poll_interval`` is unused.
         """
         self._bind_loop()
         keys = list(dict.fromkeys(job_keys))
-        if not keys:
-            return
         inbox: asyncio.Queue[tuple[str, Status]] = asyncio.Queue()
         for key in keys:
             self._listeners.setdefault(key, set()).add(inbox)
+            if (stored := self._get(key)) is not None:
+                inbox.put_nowait((key, stored.status))
         try:
-            for key in keys:
-                if (stored := self._get(key)) is not None:
-                    inbox.put_nowait((key, stored.status))
-            await asyncio.wait_for(self._deliver(inbox, callback), timeout or None)
+            if keys:
+                await asyncio.wait_for(self._deliver(inbox, callback), timeout or None)
         finally:
             for key in keys:
-                inboxes = self._listeners.get(key)
-                if inboxes is not None:
-                    inboxes.discard(inbox)
-                    if not inboxes:
-                        del self._listeners[key]
+                inboxes = self._listeners[key]
+                inboxes.discard(inbox)
+                if not inboxes:
+                    del self._listeners[key]
 
     @staticmethod
     async def _deliver(inbox: asyncio.Queue[tuple[str, Status]], callback: ListenCallback) -> None:
         while True:
-            key, status = await inbox.get()
-            outcome = callback(key, status)
+            outcome = callback(*await inbox.get())
             if inspect.isawaitable(outcome):
                 outcome = await outcome
             if outcome:
@@ -458,30 +421,26 @@ class MemoryQueue(Queue):
     ) -> list[t.Any]:
         """Enqueue one job per item of ``iter_kwargs`` and return their results in order.
 
-        Same contract as SAQ's ``Queue.map`` (a failed or aborted job raises ``JobError`` unless
-        ``return_exceptions``; a job that vanished gives ``None``), but it wakes on job
-        notifications instead of polling every ``poll_interval``.
+        SAQ's ``Queue.map`` contract, woken by job notifications instead of polling every ``poll_interval``.
         """
-        job_kwargs_list = [{"timeout": timeout, **kwargs, **item} for item in iter_kwargs]
-        for job_kwargs in job_kwargs_list:
+        jobs_kwargs = [{"timeout": timeout, **kwargs, **item} for item in iter_kwargs]
+        for job_kwargs in jobs_kwargs:
             job_kwargs["key"] = job_kwargs.get("key") or get_default_job_key()
-        keys = [job_kwargs["key"] for job_kwargs in job_kwargs_list]
+        keys = [job_kwargs["key"] for job_kwargs in jobs_kwargs]
 
         async def enqueue_and_collect() -> list[t.Any]:
-            await asyncio.gather(*(self.enqueue(job_or_func, **job_kwargs) for job_kwargs in job_kwargs_list))
+            await asyncio.gather(*(self.enqueue(job_or_func, **job_kwargs) for job_kwargs in jobs_kwargs))
             results: dict[str, t.Any] = {}
             while pending := [key for key in dict.fromkeys(keys) if key not in results]:
                 for key, job in zip(pending, await self.jobs(pending), strict=True):
-                    if job is None:
-                        results[key] = None
-                    elif job.status in UNSUCCESSFUL_TERMINAL_STATUSES:
+                    if job is not None and job.status in UNSUCCESSFUL_TERMINAL_STATUSES:
                         if not return_exceptions:
                             raise JobError(job)
                         results[key] = JobError(job)
-                    elif job.status in TERMINAL_STATUSES:
-                        results[key] = job.result
+                    elif job is None or job.status in TERMINAL_STATUSES:
+                        results[key] = None if job is None else job.result
                 if unfinished := [key for key in pending if key not in results]:
-                    await self.listen(unfinished, lambda _key, status: status in TERMINAL_STATUSES, None)
+                    await self.listen(unfinished, _is_terminal, None)
             return [results[key] for key in keys]
 
         return await asyncio.wait_for(enqueue_and_collect(), timeout)
