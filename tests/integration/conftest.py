@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
 import pytest
+from saq import Worker
 from saq.queue import Queue
 
 from litestar_saq.backends.asyncpg import AsyncpgQueue
@@ -146,3 +147,20 @@ async def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         await asyncio.sleep(every)
+
+
+@asynccontextmanager
+async def running_worker(queue: Queue, functions: Sequence[Any], **options: Any) -> AsyncIterator[Worker]:
+    """Run a SAQ worker on ``queue`` in the background; stop it and wait for it on exit."""
+    worker = Worker(queue, functions=list(functions), **options)
+    task = asyncio.create_task(worker.start())
+
+    async def started() -> bool:
+        return hasattr(worker, "event")
+
+    try:
+        yield worker
+    finally:
+        await wait_until(started)
+        worker.event.set()
+        await task

@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from saq import Worker
 from saq.job import Job, Status
 from saq.queue import JobError, Queue
 
-from tests.integration.conftest import backend_queue, wait_until
+from tests.integration.conftest import backend_queue, running_worker, wait_until
 
 
 async def echo(_ctx: Any, *, a: int) -> int:
@@ -40,26 +38,6 @@ async def other_queue(contract_backend: str, queue_name: str) -> AsyncIterator[Q
     """A second queue on the same broker as ``contract_queue``, with another name."""
     async with backend_queue(contract_backend, queue_name + "-other") as queue:
         yield queue
-
-
-@asynccontextmanager
-async def running_worker(queue: Queue, **options: Any) -> AsyncIterator[Worker]:
-    """Run a SAQ worker on ``queue`` in the background; stop it and wait for it on exit."""
-    worker = Worker(queue, functions=FUNCTIONS, **options)
-    task = asyncio.create_task(worker.start())
-    try:
-        yield worker
-    finally:
-        await wait_until(_has_event(worker))
-        worker.event.set()
-        await task
-
-
-def _has_event(worker: Worker) -> Callable[[], Awaitable[bool]]:
-    async def check() -> bool:
-        return hasattr(worker, "event")
-
-    return check
 
 
 async def enqueued(queue: Queue, job_or_func: str | Job, **kwargs: Any) -> Job:
@@ -211,7 +189,7 @@ async def test_abort_of_a_queued_job_ends_it(contract_queue: Queue) -> None:
 
 
 async def test_abort_of_a_running_job_cancels_it(contract_queue: Queue) -> None:
-    async with running_worker(contract_queue):
+    async with running_worker(contract_queue, FUNCTIONS):
         job = await enqueued(contract_queue, "sleep_long", timeout=60)
 
         async def running() -> bool:
@@ -298,14 +276,14 @@ async def test_update_without_status_keeps_the_stored_status(contract_queue: Que
 
 
 async def test_refresh_until_complete_waits_for_the_worker(contract_queue: Queue) -> None:
-    async with running_worker(contract_queue):
+    async with running_worker(contract_queue, FUNCTIONS):
         job = await enqueued(contract_queue, "echo", a=7)
         await job.refresh(until_complete=5)
         assert (job.status, job.result) == (Status.COMPLETE, 7)
 
 
 async def test_failing_job_is_retried_then_failed(contract_queue: Queue) -> None:
-    async with running_worker(contract_queue):
+    async with running_worker(contract_queue, FUNCTIONS):
         job = await enqueued(contract_queue, "fail", retries=2)
         await job.refresh(until_complete=5)
         assert job.status == Status.FAILED
@@ -314,7 +292,7 @@ async def test_failing_job_is_retried_then_failed(contract_queue: Queue) -> None
 
 
 async def test_apply_and_map_return_results(contract_queue: Queue) -> None:
-    async with running_worker(contract_queue):
+    async with running_worker(contract_queue, FUNCTIONS):
         assert await contract_queue.apply("echo", a=1, poll_interval=0.05, timeout=5) == 1
         results = await contract_queue.map(
             "echo", [{"a": 1}, {"a": 2}, {"a": 3}], poll_interval=0.05, timeout=5
