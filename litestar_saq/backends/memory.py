@@ -37,18 +37,15 @@ class _StoredJob:
 
     payload: bytes | str
     status: Status
-    attempts: int
     started: int
     expire_at: float | None = None
 
 
-def _is_superseded(stored: _StoredJob | None, job: Job) -> bool:
-    """Tell whether ``job`` is a write from an attempt the queue has already moved past."""
-    if stored is None:
-        return False
-    # retry() clears ``started``: a waiting job without one was re-queued after this attempt began.
-    requeued = stored.status == Status.QUEUED and stored.started == 0 and job.started != 0
-    return stored.attempts > job.attempts or requeued
+def _is_superseded(stored: _StoredJob, job: Job) -> bool:
+    """Tell whether ``job`` is a write from an attempt that the queue has already moved past."""
+    # Each attempt sets its own ``started`` and retry() clears it, so a running attempt whose
+    # ``started`` is no longer the stored one was re-queued or replaced (e.g. by the sweep).
+    return job.started != 0 and job.started != stored.started
 
 
 def _expiry(job: Job) -> float | None:
@@ -151,7 +148,7 @@ class MemoryQueue(Queue):
         job.status = status
         payload = self.serialize(job)  # first, so a job that cannot be stored changes nothing
         previous = self._jobs.get(job.key)
-        self._jobs[job.key] = _StoredJob(payload, status, job.attempts, job.started, expire_at)
+        self._jobs[job.key] = _StoredJob(payload, status, job.started, expire_at)
         if due is not None or previous is None or previous.status != status:
             for index in (self._queued, self._scheduled, self._active, self._aborting):
                 index.pop(job.key, None)
@@ -294,9 +291,6 @@ class MemoryQueue(Queue):
 
     async def _retry(self, job: Job, error: str | None) -> None:
         self._bind_loop()
-        if _is_superseded(self._get(job.key), job):
-            logger.debug("queue %r: ignored a retry from an old attempt of %s", self.name, job.key)
-            return
         delay = job.next_retry_delay()
         self._write(job, Status.QUEUED, due=time.time() + delay if delay else 0.0)
 
@@ -364,8 +358,8 @@ class MemoryQueue(Queue):
                 )
         stored = self._get(job.key)
         if stored is not None:
-            if stored.status not in (*_RUNNING_STATUSES, Status.ABORTED):
-                return  # it completed, failed or was re-queued meanwhile: nothing to recover
+            if stored.status not in (*_RUNNING_STATUSES, Status.ABORTED) or stored.started != job.started:
+                return  # it completed, failed, or was re-queued or started again meanwhile
             job = self._to_job(stored)
         if job.retryable:
             await self.retry(job, error=self.swept_error_message)
