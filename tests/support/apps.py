@@ -1,24 +1,14 @@
-"""Run a Litestar app inside the test's own event loop, so tests can use its queues directly."""
+"""Helpers for the plugin's own tests."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
-import httpx
-from litestar import Litestar
+from litestar_saq.testing import running_app
 
-
-@asynccontextmanager
-async def running_app(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
-    """Start ``app``'s lifespan in this loop and yield an HTTP client for it; stop the app on exit."""
-    async with app.lifespan():
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            yield client
+__all__ = ("running_app", "wait_until")
 
 
 async def wait_until(condition: Any, *, timeout: float = 10.0, interval: float = 0.02) -> Any:
