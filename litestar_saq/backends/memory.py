@@ -283,7 +283,8 @@ class MemoryQueue(Queue):
         if status is None:
             status = stored.status
         elif status == Status.ACTIVE and stored.status == Status.ABORTING:
-            status = Status.ABORTING  # an abort between dequeue and the worker's first update must stand
+            # An abort between dequeue and the worker's first update must stand, reason included.
+            status, job.error = Status.ABORTING, self._to_job(stored).error
         expire_at = None
         if status in TERMINAL_STATUSES:
             expire_at = stored.expire_at if stored.status in TERMINAL_STATUSES else _expiry(job)

@@ -353,3 +353,67 @@ async def test_refresh_until_complete_times_out_without_a_worker(queue: MemoryQu
 async def test_queue_refuses_a_second_event_loop(queue: MemoryQueue) -> None:
     with pytest.raises(RuntimeError, match="another event loop"):
         await asyncio.to_thread(asyncio.run, queue.count("queued"))
+
+
+async def test_progress_update_keeps_a_delayed_retry_waiting(queue: MemoryQueue) -> None:
+    await queue.enqueue("add", key="later", retries=2, retry_delay=3600, a=1, b=1)
+    running = await queue.dequeue(timeout=1)
+    assert running is not None
+    running.started, running.attempts = now(), 1
+    await running.update(status=Status.ACTIVE)
+    await running.retry("try later")
+    waiting = await queue.job("later")
+    assert waiting is not None
+    await waiting.update(progress=0.5)
+    assert (await queue.count("queued"), await queue.count("incomplete")) == (0, 1)
+    assert await queue.schedule() == []
+
+
+async def test_abort_between_dequeue_and_start_is_not_lost(queue: MemoryQueue) -> None:
+    job = await queue.enqueue("add", a=1, b=1)
+    assert job is not None
+    dequeued = await queue.dequeue(timeout=1)
+    assert dequeued is not None
+    await job.abort("changed my mind")
+    dequeued.started, dequeued.attempts = now(), 1
+    await dequeued.update(status=Status.ACTIVE)  # what the worker does right after dequeue
+    stored = await queue.job(job.key)
+    assert stored is not None and (stored.status, stored.error) == (Status.ABORTING, "changed my mind")
+
+
+async def test_heartbeat_from_a_replaced_attempt_is_ignored(queue: MemoryQueue) -> None:
+    await queue.enqueue("add", key="twice", retries=3, a=1, b=1)
+    first = await queue.dequeue(timeout=1)
+    assert first is not None
+    first.started, first.attempts = now() - 1000, 1
+    await first.update(status=Status.ACTIVE)
+    await queue.retry(await queue.job("twice"), "swept")  # type: ignore[arg-type]
+    second = await queue.dequeue(timeout=1)
+    assert second is not None
+    second.started, second.attempts = now(), 2
+    await second.update(status=Status.ACTIVE)
+
+    await first.update(progress=0.9)
+    await queue.finish(first, Status.FAILED, error="late")
+    stored = await queue.job("twice")
+    assert stored is not None and (stored.status, stored.attempts, stored.progress) == (Status.ACTIVE, 2, 0.0)
+
+
+async def test_listen_accepts_async_callbacks_and_iter_jobs_filters(queue: MemoryQueue) -> None:
+    seen: list[tuple[str, Status]] = []
+
+    async def record(key: str, status: Status) -> bool:
+        seen.append((key, status))
+        return status == Status.ACTIVE
+
+    job = await queue.enqueue("add", a=1, b=1)
+    other = await queue.enqueue("add", a=2, b=2)
+    assert job is not None and other is not None
+    listening = asyncio.create_task(queue.listen([job.key], record, timeout=5))
+    await asyncio.sleep(0)  # let it subscribe
+    await queue.dequeue(timeout=1)
+    await listening
+    assert seen == [(job.key, Status.QUEUED), (job.key, Status.ACTIVE)]
+    await queue.listen([], record)
+    assert [found.key async for found in queue.iter_jobs([Status.QUEUED])] == [other.key]
+    assert [found.key async for found in queue.iter_jobs()] == [job.key, other.key]
