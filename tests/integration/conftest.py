@@ -20,6 +20,7 @@ from saq import Worker
 from saq.queue import Queue
 
 from litestar_saq.backends.asyncpg import AsyncpgQueue
+from litestar_saq.backends.memory import MemoryQueue
 from litestar_saq.backends.redis import RedisQueue
 from tests.conftest import DATABASE_URL, REDIS_URL
 
@@ -35,6 +36,12 @@ async def make_redis_queue(name: str) -> Queue:
 async def make_asyncpg_queue(name: str) -> Queue:
     # Queues are isolated by name (every query filters by queue), so all share the default schema.
     queue = AsyncpgQueue.from_url(DATABASE_URL, name=name, min_size=1, max_size=20)
+    await queue.connect()
+    return queue
+
+
+async def make_memory_queue(name: str) -> Queue:
+    queue = MemoryQueue(name=name)
     await queue.connect()
     return queue
 
@@ -61,6 +68,7 @@ async def purge_postgres(queue: Queue) -> None:
 QUEUE_FACTORIES: dict[str, QueueFactory] = {
     "redis": make_redis_queue,
     "asyncpg": make_asyncpg_queue,
+    "memory": make_memory_queue,
 }
 """Backend name -> async factory taking a queue name and returning a connected queue."""
 
