@@ -185,7 +185,7 @@ class MemoryQueue(Queue):
     async def iter_jobs(
         self, statuses: Sequence[Status] | None = None, batch_size: int = 100
     ) -> AsyncIterator[Job]:
-        """Yield every stored job whose status is in ``statuses`` (all by default), oldest first."""
+        """Yield every stored job whose status is in ``statuses`` (all by default), in storage order."""
         self._bind_loop()
         wanted = set(Status if statuses is None else statuses)
         for key in list(self._jobs):
@@ -280,11 +280,12 @@ class MemoryQueue(Queue):
         if stored is None or (status is None and _is_superseded(stored, job)):
             logger.debug("queue %r: ignored an update of missing or superseded job %s", self.name, job.key)
             return
-        if status is None:
-            status = stored.status
-        elif status == Status.ACTIVE and stored.status == Status.ABORTING:
-            # An abort between dequeue and the worker's first update must stand, reason included.
+        if stored.status == Status.ABORTING and status in (None, Status.ACTIVE):
+            # Neither a heartbeat nor the worker's start (an abort can land right after dequeue) may
+            # undo an abort or drop its reason, which the worker's abort timer reads.
             status, job.error = Status.ABORTING, self._to_job(stored).error
+        elif status is None:
+            status = stored.status
         expire_at = None
         if status in TERMINAL_STATUSES:
             expire_at = stored.expire_at if stored.status in TERMINAL_STATUSES else _expiry(job)

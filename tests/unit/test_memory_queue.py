@@ -417,3 +417,17 @@ async def test_listen_accepts_async_callbacks_and_iter_jobs_filters(queue: Memor
     await queue.listen([], record)
     assert [found.key async for found in queue.iter_jobs([Status.QUEUED])] == [other.key]
     assert [found.key async for found in queue.iter_jobs()] == [job.key, other.key]
+
+
+async def test_heartbeat_of_an_aborting_job_keeps_the_abort(queue: MemoryQueue) -> None:
+    job = await queue.enqueue("add", a=1, b=1, heartbeat=60)
+    assert job is not None
+    running = await queue.dequeue(timeout=1)
+    assert running is not None
+    running.started, running.attempts = now(), 1
+    await running.update(status=Status.ACTIVE)
+    await job.abort("why")
+    await running.update(progress=0.5)  # the job's own heartbeat, from the worker's copy
+    stored = await queue.job(job.key)
+    assert stored is not None
+    assert (stored.status, stored.error, stored.progress) == (Status.ABORTING, "why", 0.5)
