@@ -431,3 +431,37 @@ async def test_heartbeat_of_an_aborting_job_keeps_the_abort(queue: MemoryQueue) 
     stored = await queue.job(job.key)
     assert stored is not None
     assert (stored.status, stored.error, stored.progress) == (Status.ABORTING, "why", 0.5)
+
+
+async def test_many_jobs_each_run_exactly_once(queue: MemoryQueue) -> None:
+    runs: dict[int, int] = {}
+
+    async def count_run(ctx: dict[str, Any], *, number: int) -> int:
+        runs[number] = runs.get(number, 0) + 1
+        await asyncio.sleep(0)
+        return number
+
+    async with running_worker(queue, [("count_run", count_run)]):
+        results = await queue.map("count_run", [{"number": number} for number in range(300)], timeout=10)
+    assert results == list(range(300))
+    assert runs == dict.fromkeys(range(300), 1)
+
+
+async def test_jobs_cut_off_by_worker_shutdown_run_again_on_the_next_worker(queue: MemoryQueue) -> None:
+    started = asyncio.Event()
+
+    async def slow(ctx: dict[str, Any]) -> int:
+        started.set()
+        if ctx["job"].attempts == 1:
+            await asyncio.Event().wait()
+        return int(ctx["job"].attempts)
+
+    async with running_worker(queue, [("slow", slow)]):
+        job = await queue.enqueue("slow", retries=2, timeout=0)
+        assert job is not None
+        await asyncio.wait_for(started.wait(), 5)
+    await job.refresh()
+    assert (job.status, job.error) == (Status.QUEUED, "cancelled")
+    async with running_worker(queue, [("slow", slow)]):
+        await job.refresh(until_complete=5)
+    assert (job.status, job.result) == (Status.COMPLETE, 2)
