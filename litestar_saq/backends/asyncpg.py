@@ -111,15 +111,18 @@ class AsyncpgQueue(AsyncpgQueueBase):
             await self._listener.subscribe(self._channel, self._on_queue_notice)
         self._waiting += 1
         try:
+            arriving = True
             while self._connected:
-                if self._job_queue.empty() and loop.time() - self._last_fetch >= min(poll_every, 0.05):
+                # Fetch on arrival, then about once per poll period between all waiters.
+                stale = loop.time() - self._last_fetch >= poll_every * 0.9
+                if self._job_queue.empty() and (arriving or stale):
                     await self._fetch()
+                arriving = False
                 wait = poll_every if deadline is None else min(poll_every, deadline - loop.time())
                 if wait <= 0:
                     return None
                 with contextlib.suppress(asyncio.TimeoutError):
                     return await asyncio.wait_for(self._job_queue.get(), wait)
-                self._last_fetch = 0.0
         finally:
             self._waiting -= 1
         return None
@@ -266,7 +269,7 @@ class AsyncpgQueue(AsyncpgQueueBase):
         self._fresh.pop(job.key, None)
         async with self._connection(connection) as conn:
             if job.ttl < 0:
-                await conn.fetch(self._sql.delete, job.key, self.name, self._done_channel)
+                await conn.fetch(self._sql.delete, job.key, self.name, self._done_channel, self._channel)
                 return
             job.touched = now()
             expire_at = int(now_seconds() + job.ttl) if job.ttl > 0 else None
@@ -279,6 +282,7 @@ class AsyncpgQueue(AsyncpgQueueBase):
                 self.name,
                 expire_at,
                 self._done_channel,
+                self._channel,
             )
 
     async def abort(self, job: Job, error: str, ttl: float = 5) -> None:

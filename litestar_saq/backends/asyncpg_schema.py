@@ -12,7 +12,11 @@ import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-__all__ = ("SCHEMA_VERSION", "Executor", "QueueSQL", "migrate", "quote_identifier")
+__all__ = ("SCHEMA_VERSION", "Executor", "MigrationLockTimeout", "QueueSQL", "migrate", "quote_identifier")
+
+
+class MigrationLockTimeout(RuntimeError):
+    """The tables are older than schema version 3 and another session keeps the migration lock."""
 
 
 class Executor(Protocol):
@@ -110,7 +114,7 @@ async def migrate(
 
     SAQ's psycopg workers keep that lock for as long as their pooled connection lives, so this never
     blocks on it: while another session holds it, the version is re-read until it is current or
-    ``deadline_s`` passes, and then a ``TimeoutError`` says who to look for.
+    ``deadline_s`` passes, and then :class:`MigrationLockTimeout` says who to look for.
     """
     versions, jobs, stats = (quote_identifier(t) for t in (versions_table, jobs_table, stats_table))
     deadline = time.monotonic() + deadline_s
@@ -138,7 +142,7 @@ async def migrate(
                 await conn.execute(f"INSERT INTO {versions} (version) VALUES ($1)", SCHEMA_VERSION)
                 return
         if time.monotonic() >= deadline:
-            raise TimeoutError(
+            raise MigrationLockTimeout(
                 f"the SAQ tables are at schema version {version or 0}, not {SCHEMA_VERSION}, and another "
                 f"session holds the migration lock ({lock_keyspace}, 0) without finishing; look for a stuck "
                 "SAQ worker in pg_locks"
@@ -177,7 +181,14 @@ class QueueSQL:
     def for_tables(cls, jobs_table: str, stats_table: str) -> QueueSQL:
         """Build the statements for the given (unquoted) table names."""
         jobs, stats = quote_identifier(jobs_table), quote_identifier(stats_table)
-        done_notify = "SELECT pg_notify($7, key) FROM changed WHERE octet_length(key) < 7900"
+
+        def notify_done(done_channel: str, queue_channel: str) -> str:
+            # Wake clients waiting for the job and, for a grouped job, workers for the group's next job.
+            return f"""
+                SELECT pg_notify({done_channel}, key) FROM changed WHERE octet_length(key) < 7900
+                UNION ALL
+                SELECT pg_notify({queue_channel}, 'saq:enqueue') FROM changed WHERE group_key IS NOT NULL"""
+
         return cls(
             # $1 key, $2 blob, $3 queue, $4 status, $5 priority, $6 group_key, $7 scheduled, $8 channel
             enqueue=f"""
@@ -232,12 +243,12 @@ class QueueSQL:
                 WITH changed AS (
                     UPDATE {jobs} SET job = $1, status = $2, scheduled = $3, expire_at = $6
                     WHERE key = $4 AND queue = $5
-                    RETURNING key
+                    RETURNING key, group_key
                 )
-                {done_notify}""",
+                {notify_done("$7", "$8")}""",
             delete=f"""
-                WITH changed AS (DELETE FROM {jobs} WHERE key = $1 AND queue = $2 RETURNING key)
-                SELECT pg_notify($3, key) FROM changed WHERE octet_length(key) < 7900""",
+                WITH changed AS (DELETE FROM {jobs} WHERE key = $1 AND queue = $2 RETURNING key, group_key)
+                {notify_done("$3", "$4")}""",
             job=f"SELECT job, status FROM {jobs} WHERE key = $1 AND queue = $2",
             jobs=f"SELECT key, job, status FROM {jobs} WHERE key = ANY($1::text[]) AND queue = $2",
             iter_jobs=f"""
