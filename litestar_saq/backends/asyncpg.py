@@ -45,8 +45,11 @@ async def enqueue_in_session(
     The job row and its NOTIFY commit or roll back with the session.
     """
     connection = await session.connection()
-    raw = await connection.get_raw_connection()
-    return await queue.enqueue(job_or_func, connection=raw.driver_connection, **kwargs)
+    driver_connection = (await connection.get_raw_connection()).driver_connection
+    if not driver_connection.is_in_transaction():
+        # SQLAlchemy sends BEGIN lazily, with its first statement: send one so the job joins it.
+        await connection.exec_driver_sql("SELECT 1")
+    return await queue.enqueue(job_or_func, connection=driver_connection, **kwargs)
 
 
 class AsyncpgQueue(AsyncpgQueueBase):
