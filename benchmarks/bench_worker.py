@@ -57,7 +57,9 @@ async def drain(kind: str, jobs: int, concurrency: int) -> float:
     else:
         queue = RedisQueue.from_url(REDIS_URL, name=name)
         await queue.connect()
-        config = QueueConfig(name=name, dsn=REDIS_URL, tasks=[("noop", counter.noop)], concurrency=concurrency)
+        config = QueueConfig(
+            name=name, dsn=REDIS_URL, tasks=[("noop", counter.noop)], concurrency=concurrency
+        )
         worker = build_worker(config, queue, Litestar(logging_config=None))
     await enqueue_all(queue, jobs)
     started = time.perf_counter()
@@ -76,7 +78,9 @@ async def drain(kind: str, jobs: int, concurrency: int) -> float:
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--jobs", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=5)

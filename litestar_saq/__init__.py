@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from litestar_saq.config import CronJob, QueueConfig, SAQConfig
-from litestar_saq.exceptions import BrokerUnavailableError, MissingExtraError, QueueNotFoundError, SAQConfigError
+from litestar_saq.exceptions import (
+    BrokerUnavailableError,
+    MissingExtraError,
+    QueueNotFoundError,
+    SAQConfigError,
+)
 from litestar_saq.plugin import SAQPlugin
 from litestar_saq.queues import TaskQueueRegistry, TaskQueues
 from litestar_saq.worker import TaskContext

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import timezone, tzinfo
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
@@ -26,10 +26,10 @@ if TYPE_CHECKING:
 __all__ = ("CronJob", "HookSpec", "QueueConfig", "SAQConfig", "TaskSpec")
 
 TaskFunction = Callable[..., Any]
-TaskSpec = Union[TaskFunction, str, tuple[str, Union[TaskFunction, str]]]
+TaskSpec = TaskFunction | str | tuple[str, TaskFunction | str]
 """A task: an ``async def`` function, its dotted path, or a ``(name, function_or_path)`` pair."""
-Hook = Union[Callable[[Any], Any], str]
-HookSpec = Union[Hook, Collection[Hook], None]
+Hook = Callable[[Any], Any] | str
+HookSpec = Hook | Collection[Hook] | None
 """A worker hook (``startup``, ``before_process``…): a callable, a dotted path, or a list of either."""
 
 _TIMER_NAMES = frozenset({"schedule", "worker_info", "sweep", "abort"})
@@ -71,7 +71,7 @@ class CronJob:
                 f"CronJob: function {self.function!r} is neither a callable nor a dotted path"
             )
 
-    def to_saq(self, function: TaskFunction) -> SAQCronJob:
+    def to_saq(self, function: TaskFunction) -> SAQCronJob[Any]:
         """Build SAQ's ``CronJob`` around the resolved function."""
         from saq.job import CronJob as SAQCronJob
 
@@ -263,7 +263,7 @@ class QueueConfig:
             add(_callable_name(function), function)
         return tasks
 
-    def resolve_cron_jobs(self) -> list[SAQCronJob]:
+    def resolve_cron_jobs(self) -> list[SAQCronJob[Any]]:
         """Return SAQ ``CronJob`` objects with their functions imported."""
         return [job.to_saq(self._resolve("scheduled_tasks", job.function)) for job in self.scheduled_tasks]
 
@@ -309,7 +309,7 @@ class SAQConfig:
     web_include_in_schema: bool = False
     """List the dashboard's routes in the OpenAPI schema."""
     enable_otel: bool | None = None
-    """OpenTelemetry spans: ``None`` when a tracer provider is configured, ``True`` always, ``False`` never."""
+    """OpenTelemetry spans: ``None`` when a tracer provider is set up, ``True`` always, ``False`` never."""
 
     def __post_init__(self) -> None:
         self.queue_configs = list(self.queue_configs)
@@ -326,7 +326,9 @@ class SAQConfig:
             ),
         )
         if not isinstance(self.worker_processes, int) or self.worker_processes < 1:
-            raise SAQConfigError(f"SAQConfig: worker_processes={self.worker_processes!r} must be an integer >= 1")
+            raise SAQConfigError(
+                f"SAQConfig: worker_processes={self.worker_processes!r} must be an integer >= 1"
+            )
         if not self.web_path.startswith("/"):
             raise SAQConfigError(f"SAQConfig: web_path={self.web_path!r} must start with '/'")
         if not self.queues_dependency_key.isidentifier():
@@ -371,4 +373,3 @@ def _reject_duplicates(names: list[str], make_error: Callable[[str], SAQConfigEr
         if name in seen:
             raise make_error(name)
         seen.add(name)
-

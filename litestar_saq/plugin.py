@@ -6,7 +6,7 @@ import asyncio
 import logging
 import os
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from litestar.di import Provide
 from litestar.plugins import CLIPlugin, InitPlugin
@@ -35,7 +35,7 @@ CHILD_PROCESS_ENV = "LITESTAR_SAQ_WORKER_CHILD"
 class SAQPlugin(InitPlugin, CLIPlugin):
     """Adds SAQ queues to a Litestar app: ``TaskQueues`` for handlers, workers, CLI and dashboard."""
 
-    __slots__ = ("_config", "_task_queues", "_workers", "_worker_tasks")
+    __slots__ = ("_config", "_task_queues", "_worker_tasks", "_workers")
 
     def __init__(self, config: SAQConfig) -> None:
         self._config = config
@@ -64,7 +64,9 @@ class SAQPlugin(InitPlugin, CLIPlugin):
         app_config.dependencies[self._config.queues_dependency_key] = Provide(
             self._provide_task_queues, sync_to_thread=False
         )
-        app_config.signature_namespace.update({"TaskQueues": TaskQueues, "TaskQueueRegistry": TaskQueueRegistry})
+        app_config.signature_namespace.update(
+            {"TaskQueues": TaskQueues, "TaskQueueRegistry": TaskQueueRegistry}
+        )
         app_config.lifespan.append(self._lifespan)
         # Workers start after the app's own on_startup hooks have filled app.state (Litestar runs
         # on_startup hooks after all lifespans are entered).
@@ -112,7 +114,9 @@ class SAQPlugin(InitPlugin, CLIPlugin):
         """The queues whose workers run inside this app process."""
         if os.environ.get(CHILD_PROCESS_ENV):
             return []
-        return [queue_config for queue_config in self._config.queue_configs if not queue_config.separate_process]
+        return [
+            queue_config for queue_config in self._config.queue_configs if not queue_config.separate_process
+        ]
 
     async def _start_in_process_workers(self, app: Litestar) -> None:
         from litestar_saq.worker import build_worker

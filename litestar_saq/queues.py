@@ -42,14 +42,16 @@ class TaskQueueRegistry(Mapping[str, "Queue"]):
     def __init__(self, queues: Mapping[str, Queue] | None = None) -> None:
         self._queues: dict[str, Queue] = dict(queues or {})
 
-    def get(self, name: str, default: Any = None) -> Queue:  # type: ignore[override]
+    def get(self, name: str, default: Any = None) -> Queue:
         """Return the queue called ``name``; raise ``QueueNotFoundError`` naming the known queues."""
         try:
             return self._queues[name]
         except KeyError:
             if default is not None:
                 return default  # type: ignore[no-any-return]
-            known = ", ".join(repr(known_name) for known_name in self._queues) or "none (has the app started?)"
+            known = (
+                ", ".join(repr(known_name) for known_name in self._queues) or "none (has the app started?)"
+            )
             raise QueueNotFoundError(f"no queue named {name!r}; known queues: {known}") from None
 
     def __getitem__(self, name: str) -> Queue:
@@ -181,7 +183,9 @@ def _psycopg_queue(dsn: str, name: str, options: dict[str, Any]) -> Queue:
         import psycopg_pool  # noqa: F401
     except ImportError:
         raise MissingExtraError(
-            "psycopg", install="psycopg[binary,pool]", needed_for=f"queue {name!r} with a postgresql+psycopg:// dsn"
+            "psycopg",
+            install="psycopg[binary,pool]",
+            needed_for=f"queue {name!r} with a postgresql+psycopg:// dsn",
         ) from None
     from saq.queue.postgres import PostgresQueue
 

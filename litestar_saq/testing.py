@@ -43,7 +43,9 @@ def _plugin(app: Litestar) -> SAQPlugin:
     try:
         return app.plugins.get(SAQPlugin)
     except KeyError:
-        raise SAQConfigError("the app has no SAQPlugin; add SAQPlugin(...) to Litestar(plugins=[...])") from None
+        raise SAQConfigError(
+            "the app has no SAQPlugin; add SAQPlugin(...) to Litestar(plugins=[...])"
+        ) from None
 
 
 @contextmanager
@@ -90,7 +92,7 @@ async def running_app(app: Litestar, base_url: str = "http://testserver") -> Asy
         startup.cancel()
         server.result()  # raises the startup error
     try:
-        transport = httpx.ASGITransport(app=app)
+        transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]  # ASGI app, stricter types
         async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:
             yield client
     finally:
@@ -142,7 +144,9 @@ async def _wait_until_idle(plugin: SAQPlugin, names: list[str], timeout: float) 
         await asyncio.sleep(0.01)
 
 
-async def wait_for_job(app_or_queue: Litestar | Queue, queue_name: str | None, key: str, *, timeout: float = 10.0) -> Job:
+async def wait_for_job(
+    app_or_queue: Litestar | Queue, queue_name: str | None, key: str, *, timeout: float = 10.0
+) -> Job:
     """Wait until the job ``key`` has finished (complete, failed or aborted) and return it.
 
     Args:

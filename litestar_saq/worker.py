@@ -42,7 +42,7 @@ class TaskContext(TypedDict, total=False):
     """In ``after_process``: the error the job raised, if any."""
 
 
-class PluginWorker(Worker[Any]):  # type: ignore[type-var]
+class PluginWorker(Worker[Any]):
     """A SAQ ``Worker`` that stops promptly and never drops a running job.
 
     On stop, workers that are only waiting for a job and the upkeep loops are cancelled at once; jobs
@@ -73,7 +73,7 @@ class PluginWorker(Worker[Any]):  # type: ignore[type-var]
         try:
             return await super().process()
         finally:
-            self._running_a_job.discard(asyncio.current_task())  # type: ignore[arg-type]
+            self._running_a_job.discard(asyncio.current_task())
 
     async def _mark_busy(self, ctx: Any) -> None:
         """First ``before_process`` hook: from here on this task runs a job and must not be cut short."""
@@ -151,7 +151,7 @@ def build_worker(
         handle_signals=handle_signals,
         concurrency=queue_config.concurrency,
         cron_jobs=queue_config.resolve_cron_jobs(),
-        cron_tz=queue_config.cron_tz,  # type: ignore[arg-type]  # __post_init__ made it a tzinfo
+        cron_tz=queue_config.cron_tz,
         startup=hooks["startup"] or None,
         shutdown=hooks["shutdown"] or None,
         before_process=hooks["before_process"],
@@ -165,7 +165,7 @@ def build_worker(
         metadata=metadata,
         poll_interval=queue_config.poll_interval,
     )
-    worker.context.update({"queue": queue, "app": app, "state": app.state})  # type: ignore[typeddict-item]
+    worker.context.update({"queue": queue, "app": app, "state": app.state})
     return worker
 
 

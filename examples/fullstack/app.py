@@ -64,7 +64,13 @@ async def job_status(key: FromPath[str], task_queues: TaskQueues) -> dict[str, A
     job = await task_queues.get("default").job(key)
     if job is None:
         raise NotFoundException(f"no job with key {key!r} in queue 'default'")
-    return {"key": job.key, "function": job.function, "status": job.status, "result": job.result, "error": job.error}
+    return {
+        "key": job.key,
+        "function": job.function,
+        "status": job.status,
+        "result": job.result,
+        "error": job.error,
+    }
 
 
 @get("/outbox")
@@ -85,7 +91,9 @@ def create_app(dsn: str = SAQ_DSN) -> Litestar:
                     name="default",
                     dsn=dsn,
                     tasks=["examples.fullstack.tasks.send_welcome_email"],
-                    scheduled_tasks=[CronJob(function="examples.fullstack.tasks.cleanup", cron="*/5 * * * *", timeout=60)],
+                    scheduled_tasks=[
+                        CronJob(function="examples.fullstack.tasks.cleanup", cron="*/5 * * * *", timeout=60)
+                    ],
                     separate_process=False,
                 )
             ]

@@ -1,4 +1,4 @@
-"""``RedisQueue``: SAQ's Redis queue that fails clearly when Redis is unreachable and closes only what it owns.
+"""``RedisQueue``: SAQ's Redis queue that fails clearly when Redis is down and closes only what it owns.
 
 Keys and the job format are SAQ's own, so SAQ's tools and workers share a queue with ours.
 """
@@ -33,7 +33,7 @@ class RedisQueue(SAQRedisQueue):
         **kwargs: SAQ's ``RedisQueue`` options (``name``, ``dump``, ``load``, ``max_concurrent_ops``…).
     """
 
-    def __init__(self, redis: Redis[bytes], *, owns_client: bool = True, **kwargs: Any) -> None:
+    def __init__(self, redis: Redis, *, owns_client: bool = True, **kwargs: Any) -> None:
         super().__init__(redis, **kwargs)
         self.owns_client = owns_client
 
@@ -80,14 +80,12 @@ class RedisQueue(SAQRedisQueue):
         job.status = Status.ABORTING
         job.error = error
         async with self.redis.pipeline(transaction=True) as pipe:
-            removed_from_queue, *_ = await (
-                pipe.lrem(self.namespace("queued"), 0, job.id)
-                .zrem(self.namespace("incomplete"), job.id)
-                .set(job.id, self.serialize(job))
-                .set(job.abort_id, error, px=max(1, int(ttl * 1000)))
-                .publish(job.id, job.status)
-                .execute()
-            )
+            pipe.lrem(self.namespace("queued"), 0, job.id)
+            pipe.zrem(self.namespace("incomplete"), job.id)
+            pipe.set(job.id, self.serialize(job))
+            pipe.set(job.abort_id, error, px=max(1, int(ttl * 1000)))
+            pipe.publish(job.id, job.status)
+            removed_from_queue, *_ = await pipe.execute()
         if removed_from_queue:
             await self.finish(job, Status.ABORTED, error=error)
             await self.redis.delete(job.abort_id)
@@ -100,19 +98,18 @@ class RedisQueue(SAQRedisQueue):
         key = self.namespace(f"worker_info:{worker_id}")
         stats = self.namespace("stats")
         async with self.redis.pipeline(transaction=True) as pipe:
-            await (
-                pipe.set(key, json.dumps(info), ex=ttl)
-                .zremrangebyscore(stats, 0, current)
-                .zadd(stats, {key: current + millis(ttl)})
-                .expire(stats, ttl)
-                .execute()
-            )
+            pipe.set(key, json.dumps(info), ex=ttl)
+            pipe.zremrangebyscore(stats, 0, current)
+            pipe.zadd(stats, {key: current + millis(ttl)})
+            pipe.expire(stats, ttl)
+            await pipe.execute()
 
     async def _finish(
         self, job: Job, status: Status, *, result: Any = None, error: str | None = None
     ) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.lrem(self.namespace("active"), 1, job.id).zrem(self.namespace("incomplete"), job.id)
+            pipe.lrem(self.namespace("active"), 1, job.id)
+            pipe.zrem(self.namespace("incomplete"), job.id)
             if job.ttl > 0:
                 pipe.set(job.id, self.serialize(job), ex=job.ttl)
             elif job.ttl == 0:

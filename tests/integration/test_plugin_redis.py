@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 import warnings
 from collections.abc import AsyncIterator
@@ -62,7 +61,14 @@ def put_greeting(app: Litestar) -> None:
 
 def make_app(*queue_configs: QueueConfig, **app_options: Any) -> Litestar:
     return Litestar(
-        route_handlers=[enqueue_future, unknown_queue, registry_identity, FutureController, PlainController, enqueue_plain],
+        route_handlers=[
+            enqueue_future,
+            unknown_queue,
+            registry_identity,
+            FutureController,
+            PlainController,
+            enqueue_plain,
+        ],
         plugins=[SAQPlugin(SAQConfig(queue_configs=list(queue_configs)))],
         on_startup=[put_greeting],
         **app_options,
@@ -96,7 +102,9 @@ async def test_handlers_enqueue_and_in_process_worker_runs_job(redis_url: str, q
         warnings.simplefilter("error")
         async with running_app(app) as client:
             for path in ("/future/enqueue", "/plain/enqueue"):
-                response = await client.post(path, json={"queue": queue_name, "kwargs": {"value": 7}, "value": 7})
+                response = await client.post(
+                    path, json={"queue": queue_name, "kwargs": {"value": 7}, "value": 7}
+                )
                 assert response.status_code == 201, response.text
                 queue = app.plugins.get(SAQPlugin).task_queues.get(queue_name)
                 job = await queue.job(response.json()["key"])
@@ -153,7 +161,9 @@ async def test_queues_connect_once_per_lifespan(
 
 
 async def test_broker_instance_is_used_and_never_closed(redis_client: Redis, queue_name: str) -> None:
-    app = make_app(QueueConfig(name=queue_name, broker_instance=redis_client, separate_process=False, tasks=[tasks.echo]))
+    app = make_app(
+        QueueConfig(name=queue_name, broker_instance=redis_client, separate_process=False, tasks=[tasks.echo])
+    )
     async with running_app(app) as client:
         response = await client.post("/future/enqueue", json={"queue": queue_name, "kwargs": {"value": "x"}})
         queue = app.plugins.get(SAQPlugin).task_queues.get(queue_name)
@@ -170,7 +180,9 @@ async def test_broker_instance_is_used_and_never_closed(redis_client: Redis, que
 async def test_user_queue_instance_is_not_disconnected(redis_url: str, queue_name: str) -> None:
     queue = RedisQueue.from_url(redis_url, name=queue_name)
     await queue.connect()
-    app = make_app(QueueConfig(name=queue_name, broker_instance=queue, separate_process=False, tasks=[tasks.echo]))
+    app = make_app(
+        QueueConfig(name=queue_name, broker_instance=queue, separate_process=False, tasks=[tasks.echo])
+    )
     async with running_app(app):
         assert app.plugins.get(SAQPlugin).task_queues.get(queue_name) is queue
     job = await queue.enqueue("echo", value=1)  # the queue still works after the app stopped
@@ -197,7 +209,9 @@ async def test_separate_process_queue_runs_no_worker_in_web_process(redis_url: s
 async def test_shutdown_waits_for_running_job_within_grace(redis_url: str, queue_name: str) -> None:
     app = make_app(in_process_queue(queue_name, redis_url, shutdown_grace_period_s=10))
     async with running_app(app) as client:
-        response = await client.post("/future/enqueue", json={"queue": queue_name, "task": "sleep_for", "kwargs": {"seconds": 1}})
+        response = await client.post(
+            "/future/enqueue", json={"queue": queue_name, "task": "sleep_for", "kwargs": {"seconds": 1}}
+        )
         queue = app.plugins.get(SAQPlugin).task_queues.get(queue_name)
         key = response.json()["key"]
         await wait_until(lambda: _status(queue, key, Status.ACTIVE))
@@ -216,7 +230,8 @@ async def test_job_over_grace_period_is_put_back_for_retry(redis_url: str, queue
     started = time.monotonic()
     async with running_app(app) as client:
         response = await client.post(
-            "/future/enqueue", json={"queue": queue_name, "task": "sleep_for", "kwargs": {"seconds": 60, "timeout": 120}}
+            "/future/enqueue",
+            json={"queue": queue_name, "task": "sleep_for", "kwargs": {"seconds": 60, "timeout": 120}},
         )
         queue = app.plugins.get(SAQPlugin).task_queues.get(queue_name)
         key = response.json()["key"]
@@ -273,7 +288,9 @@ async def test_cron_job_from_dotted_path_runs_with_queue_and_state(redis_url: st
         in_process_queue(
             queue_name,
             redis_url,
-            scheduled_tasks=[CronJob(function="tests.support.tasks.cron_tick", cron="* * * * * *", timeout=5)],
+            scheduled_tasks=[
+                CronJob(function="tests.support.tasks.cron_tick", cron="* * * * * *", timeout=5)
+            ],
             timers={"schedule": 1},
         )
     )

@@ -21,24 +21,58 @@ def make_app(**queue_options: Any) -> Litestar:
 @pytest.mark.parametrize(
     ("options", "expected"),
     [
-        pytest.param({"dsn": "amqp://localhost"}, ["'mail'", "amqp", "redis://", "postgresql://", "memory://"], id="unknown-scheme"),
+        pytest.param(
+            {"dsn": "amqp://localhost"},
+            ["'mail'", "amqp", "redis://", "postgresql://", "memory://"],
+            id="unknown-scheme",
+        ),
         pytest.param({"dsn": "localhost:6379"}, ["'mail'", "unsupported scheme"], id="no-scheme"),
-        pytest.param({"dsn": None}, ["'mail'", "neither", "dsn", "broker_instance"], id="neither-dsn-nor-instance"),
-        pytest.param({"broker_instance": object()}, ["'mail'", "both", "dsn", "broker_instance"], id="both-dsn-and-instance"),
+        pytest.param(
+            {"dsn": None}, ["'mail'", "neither", "dsn", "broker_instance"], id="neither-dsn-nor-instance"
+        ),
+        pytest.param(
+            {"broker_instance": object()},
+            ["'mail'", "both", "dsn", "broker_instance"],
+            id="both-dsn-and-instance",
+        ),
         pytest.param({"concurrency": 0}, ["'mail'", "concurrency=0", ">= 1"], id="concurrency-zero"),
-        pytest.param({"tasks": [tasks.sync_task]}, ["'mail'", "tasks", "sync_task", "async def"], id="sync-task"),
+        pytest.param(
+            {"tasks": [tasks.sync_task]}, ["'mail'", "tasks", "sync_task", "async def"], id="sync-task"
+        ),
         pytest.param({"tasks": [42]}, ["'mail'", "tasks=42", "not callable"], id="task-not-callable"),
-        pytest.param({"tasks": [tasks.echo, ("echo", tasks.sleep_for)]}, ["'mail'", "'echo'", "twice"], id="duplicate-task"),
-        pytest.param({"startup": tasks.sync_task}, ["'mail'", "startup", "sync_task", "async def"], id="sync-hook"),
-        pytest.param({"before_process": [tasks.hook_a, 3]}, ["'mail'", "before_process=3", "not callable"], id="hook-not-callable"),
-        pytest.param({"tasks": [("", tasks.echo)]}, ["'mail'", "tasks", "non-empty name"], id="empty-task-name"),
-        pytest.param({"cron_tz": "Mars/Olympus"}, ["'mail'", "cron_tz='Mars/Olympus'", "IANA"], id="bad-timezone"),
+        pytest.param(
+            {"tasks": [tasks.echo, ("echo", tasks.sleep_for)]},
+            ["'mail'", "'echo'", "twice"],
+            id="duplicate-task",
+        ),
+        pytest.param(
+            {"startup": tasks.sync_task}, ["'mail'", "startup", "sync_task", "async def"], id="sync-hook"
+        ),
+        pytest.param(
+            {"before_process": [tasks.hook_a, 3]},
+            ["'mail'", "before_process=3", "not callable"],
+            id="hook-not-callable",
+        ),
+        pytest.param(
+            {"tasks": [("", tasks.echo)]}, ["'mail'", "tasks", "non-empty name"], id="empty-task-name"
+        ),
+        pytest.param(
+            {"cron_tz": "Mars/Olympus"}, ["'mail'", "cron_tz='Mars/Olympus'", "IANA"], id="bad-timezone"
+        ),
         pytest.param({"timers": {"sweeep": 1}}, ["'mail'", "timers='sweeep'", "sweep"], id="unknown-timer"),
         pytest.param({"timers": {"sweep": 0}}, ["'mail'", "timers['sweep']=0", "> 0"], id="zero-timer"),
-        pytest.param({"timers": {"schedule": 0.5}}, ["'mail'", "timers['schedule']=0.5", "whole number"], id="fractional-lock-timer"),
+        pytest.param(
+            {"timers": {"schedule": 0.5}},
+            ["'mail'", "timers['schedule']=0.5", "whole number"],
+            id="fractional-lock-timer",
+        ),
         pytest.param({"worker_processes": 0}, ["'mail'", "worker_processes=0"], id="worker-processes-zero"),
         pytest.param({"burst": True}, ["'mail'", "dequeue_timeout", "burst"], id="burst-without-timeout"),
-        pytest.param({"dsn": "memory://", "separate_process": True}, ["'mail'", "memory://", "separate_process=False"], id="memory-in-other-process"),
+        pytest.param(
+            {"dsn": "memory://", "separate_process": True},
+            ["'mail'", "memory://", "separate_process=False"],
+            id="memory-in-other-process",
+        ),
     ],
 )
 def test_queue_config_error_names_queue_field_and_value(options: dict[str, Any], expected: list[str]) -> None:
@@ -86,12 +120,12 @@ def test_dotted_path_to_unknown_package() -> None:
 
 
 def test_dotted_path_to_sync_function_fails_at_startup() -> None:
-    with pytest.raises(SAQConfigError, match="sync_task.*async def"):
+    with pytest.raises(SAQConfigError, match=r"sync_task.*async def"):
         make_app(tasks=["tests.support.tasks.sync_task"])
 
 
 def test_dotted_path_to_non_callable() -> None:
-    with pytest.raises(SAQConfigError, match="NOT_CALLABLE|42.*not callable"):
+    with pytest.raises(SAQConfigError, match=r"NOT_CALLABLE|42.*not callable"):
         make_app(tasks=["tests.support.tasks.NOT_CALLABLE"])
 
 
@@ -101,7 +135,7 @@ def test_duplicate_name_found_after_resolving_paths() -> None:
 
 
 def test_cron_function_path_is_checked_at_startup() -> None:
-    with pytest.raises(SAQConfigError, match="scheduled_tasks.*no attribute 'nope'"):
+    with pytest.raises(SAQConfigError, match=r"scheduled_tasks.*no attribute 'nope'"):
         make_app(scheduled_tasks=[CronJob(function="tests.support.tasks.nope", cron="* * * * *")])
 
 
@@ -109,7 +143,7 @@ def test_broker_instance_of_unknown_type_is_refused_at_startup() -> None:
     queue_config = QueueConfig(name="mail", broker_instance=object())
     from litestar_saq.queues import queue_from_config
 
-    with pytest.raises(SAQConfigError, match="'mail'.*broker_instance=object is not supported"):
+    with pytest.raises(SAQConfigError, match=r"'mail'.*broker_instance=object is not supported"):
         queue_from_config(queue_config, SAQConfig(queue_configs=[queue_config]))
 
 
