@@ -1,17 +1,311 @@
-"""The ``litestar workers`` command group."""
+"""The ``litestar workers`` command group: ``run`` the queues' workers and show their ``status``.
+
+``SAQPlugin.on_cli_init`` adds the group to the Litestar CLI (``litestar --app app:app workers run``).
+``main()`` runs the same commands without the Litestar CLI, for process managers that start workers
+directly.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, NoReturn
+
 import click
 
-__all__ = ("build_cli_app",)
+from litestar_saq._child import (
+    WorkersCannotStartError,
+    apply_log_levels,
+    load_app,
+    serve_queues,
+)
+from litestar_saq._status import QueueStatus, collect_status
+from litestar_saq.plugin import CHILD_PROCESS_ENV, SAQPlugin
+
+if TYPE_CHECKING:
+    from litestar import Litestar
+
+    from litestar_saq.config import QueueConfig
+
+__all__ = ("build_cli_app", "main")
 
 
 def build_cli_app() -> click.Group:
-    """Return the ``workers`` group (``run``, ``status``)."""
+    """Return a new ``workers`` group (``run``, ``status``) to add to a click CLI."""
 
-    @click.group(name="workers", help="Run and inspect SAQ workers.")
+    @click.group(name="workers", help="Run SAQ workers and show their queues' status.")
     def workers_group() -> None:
         pass
 
+    workers_group.add_command(_build_run_command())
+    workers_group.add_command(_build_status_command())
     return workers_group
+
+
+def main(args: Sequence[str] | None = None) -> None:
+    """Run the ``workers`` commands without the Litestar CLI.
+
+    For process managers: ``python -c 'from litestar_saq.cli import main; main()' --app app:app workers run``.
+    """
+
+    @click.group(name="litestar-saq", help="SAQ workers of a Litestar app.")
+    @click.option(
+        "--app", "app_path", envvar="LITESTAR_APP", required=True, help="The app as 'module:attribute'."
+    )
+    @click.pass_context
+    def root(ctx: click.Context, app_path: str) -> None:
+        if os.getcwd() not in sys.path:
+            sys.path.append(os.getcwd())  # what the Litestar CLI does, so 'app:app' imports from here
+        os.environ["LITESTAR_APP"] = app_path  # worker processes load the app from it
+        ctx.obj = _LazyApp(app_path)
+
+    root.add_command(build_cli_app())
+    root.main(args=list(args) if args is not None else None, prog_name="litestar-saq")
+
+
+# --- workers run -------------------------------------------------------------------------------------
+def _build_run_command() -> click.Command:
+    @click.command(name="run")
+    @click.option(
+        "--process",
+        "in_processes",
+        is_flag=True,
+        help="Run the workers in supervised child processes instead of this process.",
+    )
+    @click.option(
+        "--workers",
+        "processes",
+        type=click.IntRange(min=1),
+        default=None,
+        help="With --process: child processes per queue (default: the queue's worker_processes).",
+    )
+    @click.option("--queues", default=None, help="Comma-separated names of the queues to run (default: all).")
+    @click.option("-v", "--verbose", is_flag=True, help="Log SAQ's activity (INFO), e.g. every job started.")
+    @click.option("--debug", is_flag=True, help="Run the app in debug mode and log at DEBUG.")
+    @click.pass_context
+    def run_command(
+        ctx: click.Context,
+        in_processes: bool,
+        processes: int | None,
+        queues: str | None,
+        verbose: bool,
+        debug: bool,
+    ) -> None:
+        """Run the workers of the app's queues until SIGINT/SIGTERM, then let running jobs finish.
+
+        Without --process every selected queue's worker runs in this process, whatever its
+        separate_process setting. With --process a supervisor starts child processes that load the app
+        by its import path and restarts any that die.
+        """
+        app, app_path = _loaded_app(ctx)
+        plugin = _plugin_of(ctx, app, app_path)
+        selected = _select_queues(ctx, plugin, queues)
+        if processes is not None and not in_processes:
+            _fail(ctx, "--workers needs --process (without it the workers run in this one process)", 2)
+        if debug:
+            app.debug = True
+        log_levels = _log_levels(verbose=verbose, debug=debug)
+        apply_log_levels(log_levels)
+        if in_processes:
+            _run_in_processes(ctx, plugin, selected, app_path, processes, log_levels, debug)
+        else:
+            _run_here(ctx, app, selected)
+
+    return run_command
+
+
+def _run_here(ctx: click.Context, app: Litestar, selected: list[QueueConfig]) -> NoReturn:
+    # This process is now a worker process: the plugin must not start its own in-process workers
+    # (we run the selected ones) nor supervise children.
+    os.environ[CHILD_PROCESS_ENV] = "1"
+    try:
+        exit_code = asyncio.run(
+            serve_queues(app, [queue_config.name for queue_config in selected], handle_signals=True)
+        )
+    except WorkersCannotStartError as exc:
+        _fail(ctx, f"cannot start the workers: {exc}", 1)
+    ctx.exit(exit_code)
+
+
+def _run_in_processes(
+    ctx: click.Context,
+    plugin: SAQPlugin,
+    selected: list[QueueConfig],
+    app_path: str | None,
+    processes: int | None,
+    log_levels: list[tuple[str, int]],
+    debug: bool,
+) -> NoReturn:
+    from litestar_saq.supervisor import Supervisor, drain_timeout_for, supervise_until_signalled
+
+    in_memory = [queue_config.name for queue_config in selected if _is_in_memory(queue_config)]
+    if in_memory:
+        _fail(
+            ctx,
+            f"queue(s) {_names(in_memory)} keep their jobs in memory (memory://), which worker processes "
+            "cannot share; run 'workers run' without --process, or give the queue a Redis or PostgreSQL dsn",
+            2,
+        )
+    if not app_path:
+        _fail(ctx, "cannot tell the app's import path for the worker processes; pass --app module:app", 2)
+    supervisor = Supervisor(
+        app_path,
+        {
+            queue_config.name: processes or plugin.config.processes_for(queue_config)
+            for queue_config in selected
+        },
+        drain_timeout_s=drain_timeout_for(selected),
+        log_levels=log_levels,
+        debug=debug,
+    )
+    ctx.exit(supervise_until_signalled(supervisor))
+
+
+# --- workers status ----------------------------------------------------------------------------------
+def _build_status_command() -> click.Command:
+    @click.command(name="status")
+    @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text.")
+    @click.pass_context
+    def status_command(ctx: click.Context, as_json: bool) -> None:
+        """Show every queue's broker, job counts and live workers; exit 1 if a broker is unreachable."""
+        app, app_path = _loaded_app(ctx)
+        plugin = _plugin_of(ctx, app, app_path)
+        statuses, errors = asyncio.run(collect_status(plugin.config))
+        if as_json:
+            click.echo(
+                json.dumps({"queues": [status.to_dict() for status in statuses], "errors": errors}, indent=2)
+            )
+        else:
+            for status in statuses:
+                click.echo(_format_status(status))
+        for error in errors:
+            click.echo(f"Error: {error}", err=True)
+        ctx.exit(1 if errors else 0)
+
+    return status_command
+
+
+def _format_status(status: QueueStatus) -> str:
+    lines = [
+        f"queue {status.name!r}  broker {status.broker}",
+        f"  jobs: queued {status.queued}, active {status.active}, scheduled {status.scheduled}",
+        f"  totals of live workers: complete {status.complete}, failed {status.failed}, "
+        f"retried {status.retried}, aborted {status.aborted}",
+        f"  live workers: {len(status.workers)}",
+    ]
+    lines += [
+        f"    {worker.id}  pid {worker.pid}  host {worker.host}  up {_duration(worker.uptime_s)}"
+        for worker in status.workers
+    ]
+    return "\n".join(lines)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return (
+        f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+    )
+
+
+# --- shared ------------------------------------------------------------------------------------------
+class _LazyApp:
+    """What ``main()`` puts in ``ctx.obj``: the app's import path, and the app loaded on first use."""
+
+    def __init__(self, app_path: str) -> None:
+        self.app_path = app_path
+        self._app: Litestar | None = None
+
+    @property
+    def app(self) -> Litestar:
+        if self._app is None:
+            self._app = load_app(self.app_path)
+        return self._app
+
+
+def _loaded_app(ctx: click.Context) -> tuple[Litestar, str | None]:
+    """The app and its import path from the CLI's context object (the Litestar CLI's or ``main()``'s)."""
+    env: Any = ctx.obj
+    if callable(env) and not hasattr(env, "app"):
+        env = ctx.obj = env()  # the Litestar CLI loads the app lazily, on first use
+    try:
+        app = env.app
+    except WorkersCannotStartError as exc:
+        _fail(ctx, str(exc), 1)
+    except AttributeError:
+        _fail(ctx, "no Litestar app was loaded; pass --app module:app or set LITESTAR_APP", 2)
+    app_path = getattr(env, "app_path", None) or os.environ.get("LITESTAR_APP")
+    return app, app_path
+
+
+def _plugin_of(ctx: click.Context, app: Litestar, app_path: str | None) -> SAQPlugin:
+    try:
+        plugin = app.plugins.get(SAQPlugin)
+    except KeyError:
+        _fail(
+            ctx,
+            f"the app {app_path or ''!s} has no SAQPlugin; add plugins=[SAQPlugin(SAQConfig(queue_configs="
+            "[QueueConfig(name=..., dsn=...)]))] to Litestar(...)",
+            1,
+        )
+    if not plugin.config.queue_configs:
+        _fail(
+            ctx,
+            f"the SAQPlugin of app {app_path or ''!s} has no queues; add QueueConfig(name=..., dsn=...) to "
+            "SAQConfig.queue_configs",
+            1,
+        )
+    return plugin
+
+
+def _select_queues(ctx: click.Context, plugin: SAQPlugin, queues: str | None) -> list[QueueConfig]:
+    configured = list(plugin.config.queue_configs)
+    if not queues:
+        return configured
+    names = [name.strip() for name in queues.split(",") if name.strip()]
+    known = [queue_config.name for queue_config in configured]
+    unknown = [name for name in names if name not in known]
+    if unknown or not names:
+        _fail(
+            ctx,
+            f"--queues: unknown queue(s) {_names(unknown) or repr(queues)}; "
+            f"configured queues: {_names(known)}",
+            2,
+        )
+    return [queue_config for queue_config in configured if queue_config.name in names]
+
+
+def _is_in_memory(queue_config: QueueConfig) -> bool:
+    if queue_config.scheme == "memory":
+        return True
+    from litestar_saq.backends.memory import MemoryQueue
+
+    return isinstance(queue_config.broker_instance, MemoryQueue)
+
+
+def _log_levels(*, verbose: bool, debug: bool) -> list[tuple[str, int]]:
+    if debug:
+        return [("litestar_saq", logging.DEBUG), ("saq", logging.DEBUG)]
+    if verbose:
+        return [("litestar_saq", logging.INFO), ("saq", logging.INFO)]
+    levels = [("litestar_saq", logging.INFO)]
+    if logging.getLogger("saq").level == logging.NOTSET:
+        # SAQ logs every job at INFO; keep that for --verbose unless the app chose a level itself.
+        levels.append(("saq", logging.WARNING))
+    return levels
+
+
+def _names(names: Sequence[str]) -> str:
+    return ", ".join(repr(name) for name in names)
+
+
+def _fail(ctx: click.Context, message: str, exit_code: int) -> NoReturn:
+    """Print ``message`` as one line on stderr and exit: 2 for a wrong command line, 1 otherwise."""
+    click.echo(f"Error: {message}", err=True)
+    ctx.exit(exit_code)

@@ -1,0 +1,122 @@
+"""Read every queue's counts and live workers from its broker, for ``litestar workers status``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from litestar_saq.exceptions import BrokerUnavailableError
+from litestar_saq.queues import mask_dsn, queue_from_config
+
+if TYPE_CHECKING:
+    from litestar_saq.config import QueueConfig, SAQConfig
+
+__all__ = ("STATUS_TIMEOUT_S", "QueueStatus", "WorkerStatus", "collect_status")
+
+STATUS_TIMEOUT_S = 10.0
+"""How long a broker gets to answer before its queue is reported unreachable."""
+
+
+@dataclass
+class WorkerStatus:
+    """A live worker as SAQ last recorded it."""
+
+    id: str
+    pid: int | None
+    host: str | None
+    uptime_s: float | None
+
+
+@dataclass
+class QueueStatus:
+    """A queue's job counts and the totals of its live workers' stats."""
+
+    name: str
+    broker: str
+    queued: int
+    active: int
+    scheduled: int
+    complete: int = 0
+    failed: int = 0
+    retried: int = 0
+    aborted: int = 0
+    workers: list[WorkerStatus] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for ``--json``."""
+        return asdict(self)
+
+
+def broker_of(queue_config: QueueConfig) -> str:
+    """The queue's broker for display: its DSN with the password masked, or the instance's type."""
+    if queue_config.dsn is not None:
+        return mask_dsn(queue_config.dsn)
+    return f"broker_instance ({type(queue_config.broker_instance).__name__})"
+
+
+async def collect_status(config: SAQConfig) -> tuple[list[QueueStatus], list[str]]:
+    """Connect to every queue's broker and read its status; return the statuses and one error line per
+    queue whose broker could not be read."""
+    results = await asyncio.gather(
+        *(_queue_status(queue_config, config) for queue_config in config.queue_configs),
+        return_exceptions=True,
+    )
+    statuses: list[QueueStatus] = []
+    errors: list[str] = []
+    for queue_config, result in zip(config.queue_configs, results, strict=True):
+        if isinstance(result, QueueStatus):
+            statuses.append(result)
+        elif isinstance(result, BrokerUnavailableError):
+            errors.append(" ".join(str(result).split()))
+        elif isinstance(result, asyncio.TimeoutError):
+            errors.append(
+                f"queue {queue_config.name!r}: broker {broker_of(queue_config)} did not answer within "
+                f"{STATUS_TIMEOUT_S:.0f} s"
+            )
+        elif isinstance(result, Exception):
+            errors.append(
+                f"queue {queue_config.name!r}: cannot read status from {broker_of(queue_config)}: "
+                f"{type(result).__name__}: {' '.join(str(result).split())}"
+            )
+        else:
+            raise result  # KeyboardInterrupt and the like
+    return statuses, errors
+
+
+async def _queue_status(queue_config: QueueConfig, config: SAQConfig) -> QueueStatus:
+    queue, owned = queue_from_config(queue_config, config)
+    try:
+        if owned:
+            await asyncio.wait_for(queue.connect(), STATUS_TIMEOUT_S)
+        info = await asyncio.wait_for(queue.info(jobs=False), STATUS_TIMEOUT_S)
+    finally:
+        if owned:
+            # Closing a client that never connected may fail too; the first error is the one to show.
+            with contextlib.suppress(Exception):
+                await queue.disconnect()
+    status = QueueStatus(
+        name=queue_config.name,
+        broker=broker_of(queue_config),
+        queued=int(info.get("queued") or 0),
+        active=int(info.get("active") or 0),
+        scheduled=int(info.get("scheduled") or 0),
+    )
+    for worker_id, worker_info in sorted((info.get("workers") or {}).items()):
+        stats: dict[str, Any] = dict(worker_info.get("stats") or {})
+        metadata: dict[str, Any] = dict(worker_info.get("metadata") or {})
+        status.complete += int(stats.get("complete") or 0)
+        status.failed += int(stats.get("failed") or 0)
+        status.retried += int(stats.get("retried") or 0)
+        status.aborted += int(stats.get("aborted") or 0)
+        uptime_ms = stats.get("uptime")
+        status.workers.append(
+            WorkerStatus(
+                id=str(worker_id),
+                pid=metadata.get("pid"),
+                host=metadata.get("host"),
+                uptime_s=uptime_ms / 1000 if isinstance(uptime_ms, (int, float)) else None,
+            )
+        )
+    return status

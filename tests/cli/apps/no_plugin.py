@@ -1,0 +1,5 @@
+"""An app without ``SAQPlugin``."""
+
+from litestar import Litestar
+
+app = Litestar()
