@@ -12,6 +12,7 @@ from litestar.di import Provide
 from litestar.plugins import CLIPlugin, InitPlugin
 
 from litestar_saq.queues import TaskQueueRegistry, TaskQueues, queue_from_config
+from litestar_saq.tracing import instrument_queue
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
@@ -67,6 +68,10 @@ class SAQPlugin(InitPlugin, CLIPlugin):
         app_config.signature_namespace.update(
             {"TaskQueues": TaskQueues, "TaskQueueRegistry": TaskQueueRegistry}
         )
+        if self._config.web_enabled:
+            from litestar_saq.web import build_web_router
+
+            app_config.route_handlers.append(build_web_router(self))
         app_config.lifespan.append(self._lifespan)
         # Workers start after the app's own on_startup hooks have filled app.state (Litestar runs
         # on_startup hooks after all lifespans are entered).
@@ -99,6 +104,7 @@ class SAQPlugin(InitPlugin, CLIPlugin):
             queues: dict[str, Queue] = {}
             for queue_config in self._config.queue_configs:
                 queue, owned = queue_from_config(queue_config, self._config)
+                instrument_queue(queue, self._config)
                 if owned:
                     await queue.connect()
                     stack.push_async_callback(queue.disconnect)

@@ -140,8 +140,13 @@ def build_worker(
         handle_signals: let the worker stop itself on SIGINT/SIGTERM (standalone workers only).
         extra_hooks: the plugin's own hooks by hook name; they run before the user's.
     """
+    from litestar_saq.tracing import worker_hooks
+
+    own_hooks = worker_hooks(app)
+    for hook_field, hook_list in (extra_hooks or {}).items():
+        own_hooks.setdefault(hook_field, []).extend(hook_list)
     hooks = {
-        hook_field: [*(extra_hooks or {}).get(hook_field, []), *queue_config.resolve_hooks(hook_field)]
+        hook_field: [*own_hooks.get(hook_field, []), *queue_config.resolve_hooks(hook_field)]
         for hook_field in ("startup", "shutdown", "before_process", "after_process")
     }
     metadata = {"pid": os.getpid(), "host": socket.gethostname(), **(queue_config.metadata or {})}
