@@ -17,7 +17,9 @@ app = Litestar(
     plugins=[
         SAQPlugin(
             SAQConfig(
-                queue_configs=[QueueConfig(name="in-memory", dsn="memory://", tasks=[noop], separate_process=False)]
+                queue_configs=[
+                    QueueConfig(name="in-memory", dsn="memory://", tasks=[noop], separate_process=False)
+                ]
             )
         )
     ]
