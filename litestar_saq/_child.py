@@ -286,6 +286,10 @@ def _stop_when_parent_exits(loop: asyncio.AbstractEventLoop, stop_requested: asy
 
 def _one_line(exc: BaseException) -> str:
     """``exc`` as one line; our own errors already say what failed, others get their type name."""
+    # Litestar's lifespan runs in a task group, which wraps the startup error in an exception group.
+    nested = getattr(exc, "exceptions", None)
+    if isinstance(nested, (list, tuple)) and nested:
+        return "; ".join(_one_line(inner) for inner in nested)
     text = " ".join(str(exc).split())
     if type(exc).__module__.startswith("litestar_saq") and text:
         return text
