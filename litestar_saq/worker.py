@@ -20,9 +20,13 @@ if TYPE_CHECKING:
 
     from litestar_saq.config import QueueConfig
 
-__all__ = ("PluginWorker", "TaskContext", "build_worker")
+__all__ = ("PluginWorker", "TaskContext", "UnknownTaskError", "build_worker")
 
 logger = logging.getLogger("litestar_saq")
+
+
+class UnknownTaskError(LookupError):
+    """A job names a task that its worker does not have."""
 
 
 class TaskContext(TypedDict, total=False):
@@ -76,10 +80,22 @@ class PluginWorker(Worker[Any]):
             self._running_a_job.discard(asyncio.current_task())
 
     async def _mark_busy(self, ctx: Any) -> None:
-        """First ``before_process`` hook: from here on this task runs a job and must not be cut short."""
+        """First ``before_process`` hook: from here on this task runs a job and must not be cut short.
+
+        Also refuses a job whose task this worker does not have, with a message that says so, and
+        without retries: another attempt on the same worker cannot succeed.
+        """
         task = asyncio.current_task()
         if task is not None:
             self._running_a_job.add(task)
+        job = ctx["job"]
+        if job.function not in self.functions:
+            job.retries = job.attempts
+            raise UnknownTaskError(
+                f"queue {self.queue.name!r}: job {job.key!r} asks for task {job.function!r}, which this "
+                f"worker does not have; its tasks are: {', '.join(sorted(self.functions)) or 'none'}. "
+                "Add the task to the queue's QueueConfig(tasks=[...]) or fix the name used to enqueue."
+            )
 
     async def stop(self) -> None:
         """Stop taking jobs, let running ones finish within the grace period, then run shutdown hooks."""
@@ -161,7 +177,8 @@ def build_worker(
         shutdown=hooks["shutdown"] or None,
         before_process=hooks["before_process"],
         after_process=hooks["after_process"] or None,
-        timers=queue_config.timers,
+        # Stats every 5 s (SAQ: 10 s) so a dead worker's jobs are recovered sooner; see RedisQueue.sweep.
+        timers={"worker_info": 5, **(queue_config.timers or {})},
         dequeue_timeout=queue_config.dequeue_timeout,
         burst=queue_config.burst,
         max_burst_jobs=queue_config.max_burst_jobs,

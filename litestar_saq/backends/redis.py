@@ -1,27 +1,48 @@
-"""``RedisQueue``: SAQ's Redis queue that fails clearly when Redis is down and closes only what it owns.
+"""``RedisQueue``: SAQ's Redis queue, made to run every job once and to ride out Redis outages.
 
-Keys and the job format are SAQ's own, so SAQ's tools and workers share a queue with ours.
+Keys and the job format are SAQ's own, so SAQ's web UI, tools and workers share a queue with ours.
+What differs from SAQ's ``RedisQueue``:
+
+- the sweep never re-queues a job that a worker has just dequeued (SAQ #277), and recovers jobs of
+  dead workers without waiting for their timeout (see ``redis_recovery``);
+- dequeue blocks in short slices (redis-py 8 gives sockets a 5 s read timeout) and backs off while
+  Redis is unreachable instead of spinning;
+- enqueue fails within ``operation_timeout`` with an error naming the queue and host;
+- a payload that cannot be decoded fails that job with a clear error instead of stalling the worker;
+- expiring keys are written with ``SET … PX`` (redis-py 8 deprecates ``SETEX``);
+- ``disconnect()`` closes the client only if the queue created it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from redis import asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
-from saq.job import Status
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from saq.job import Job, Status
 from saq.queue.redis import RedisQueue as SAQRedisQueue
 from saq.utils import millis, now
 
+from litestar_saq.backends.redis_recovery import OrphanJudge, Verdict
 from litestar_saq.exceptions import BrokerUnavailableError
 
 if TYPE_CHECKING:
     from redis.asyncio.client import Redis
-    from saq.job import Job
     from saq.types import WorkerInfo
 
 __all__ = ("RedisQueue",)
+
+logger = logging.getLogger("litestar_saq")
+
+UNDECODABLE_FUNCTION = "<undecodable payload>"
+"""The function name of a placeholder job that stands for a payload the queue could not decode."""
+_BROKER_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
 class RedisQueue(SAQRedisQueue):
@@ -30,19 +51,44 @@ class RedisQueue(SAQRedisQueue):
     Args:
         redis: the client to use.
         owns_client: close ``redis`` on ``disconnect()``; ``False`` for a client the application owns.
+        operation_timeout: seconds an enqueue may take before it fails with ``BrokerUnavailableError``.
+        orphan_grace_s: seconds a job must look orphaned (dead worker, dequeued but never started)
+            before the sweep recovers it.
         **kwargs: SAQ's ``RedisQueue`` options (``name``, ``dump``, ``load``, ``max_concurrent_ops``…).
     """
 
-    def __init__(self, redis: Redis, *, owns_client: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        owns_client: bool = True,
+        operation_timeout: float = 10.0,
+        orphan_grace_s: float = 5.0,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(redis, **kwargs)
         self.owns_client = owns_client
+        self.operation_timeout = operation_timeout
+        self._judge = OrphanJudge(grace_s=orphan_grace_s)
+        self._outage_started: float | None = None
+        socket_timeout = redis.connection_pool.connection_kwargs.get("socket_timeout") or 5.0
+        # Block for less than the socket's read timeout, or every idle wait ends in a TimeoutError.
+        self._block_slice_s = max(0.1, min(2.0, float(socket_timeout) / 2))
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> RedisQueue:
         """Build a queue with its own client for ``url``; extra client options go to ``redis.from_url``."""
         queue_options = {
             option: kwargs.pop(option)
-            for option in ("name", "dump", "load", "max_concurrent_ops", "swept_error_message")
+            for option in (
+                "name",
+                "dump",
+                "load",
+                "max_concurrent_ops",
+                "swept_error_message",
+                "operation_timeout",
+                "orphan_grace_s",
+            )
             if option in kwargs
         }
         return cls(aioredis.from_url(url, **kwargs), owns_client=True, **queue_options)
@@ -59,11 +105,14 @@ class RedisQueue(SAQRedisQueue):
             ) from exc
 
     async def disconnect(self) -> None:
-        """Stop listening; close the client only if this queue created it."""
-        if self.owns_client:
-            await super().disconnect()
-        else:
+        """Stop listening; close the client only if this queue created it. Never fails on an outage."""
+        try:
             await self._pubsub.close()
+        except _BROKER_ERRORS as exc:
+            logger.debug("queue %r: unsubscribing failed while disconnecting: %s", self.name, exc)
+        if self.owns_client:
+            await self.redis.aclose()
+            await self.redis.connection_pool.disconnect()
 
     def broker_address(self) -> str:
         """``host:port/db`` (or the socket path) of the client, without credentials."""
@@ -118,3 +167,160 @@ class RedisQueue(SAQRedisQueue):
                 pipe.delete(job.id)
             await pipe.execute()
         await self.notify(job)
+
+    # --- enqueue and dequeue ---------------------------------------------------------------------
+
+    async def _enqueue(self, job: Job) -> Job | None:
+        try:
+            return await asyncio.wait_for(super()._enqueue(job), self.operation_timeout)
+        except (asyncio.TimeoutError, *_BROKER_ERRORS) as exc:
+            raise BrokerUnavailableError(
+                f"queue {self.name!r}: could not enqueue {job.function!r} (key {job.key!r}): Redis at "
+                f"{self.broker_address()} did not answer ({type(exc).__name__}: {exc}). The job was "
+                "not enqueued; retry later or check the broker."
+            ) from exc
+
+    async def dequeue(self, timeout: float = 0.0, poll_interval: float = 0.0) -> Job | None:
+        """Wait up to ``timeout`` seconds (0: for ever) for a job; survive Redis going away meanwhile."""
+        deadline = time.monotonic() + timeout if timeout else None
+        while True:
+            wait_s = self._block_slice_s
+            if deadline is not None:
+                wait_s = min(wait_s, deadline - time.monotonic())
+                if wait_s <= 0:
+                    return None
+            try:
+                # redis-py annotates BLMOVE's timeout as int; Redis >= 6 takes fractions of a second.
+                block_s: Any = round(wait_s, 3)
+                job_id = await self.redis.blmove(self._queued, self._active, block_s, "LEFT", "RIGHT")
+                if job_id is None:
+                    self._broker_is_back()
+                    continue
+                job = await self._get_job_by_id(job_id)
+            except _BROKER_ERRORS as exc:
+                await self._wait_for_broker(exc)
+                continue
+            self._broker_is_back()
+            if job is None:
+                continue  # removed meanwhile (e.g. aborted); the sweep drops its active-list entry
+            if job.function == UNDECODABLE_FUNCTION:
+                job.key = self.job_key_from_id(_text(job_id))  # so finish() replaces the bad payload
+                await self.finish(job, Status.FAILED, error=job.error)
+                continue
+            return job
+
+    async def _wait_for_broker(self, exc: BaseException) -> None:
+        """Back off while Redis is unreachable: log once per outage, never spin."""
+        current = time.monotonic()
+        if self._outage_started is None:
+            self._outage_started = current
+            logger.error(
+                "queue %r: lost Redis at %s (%s: %s); retrying with backoff",
+                self.name,
+                self.broker_address(),
+                type(exc).__name__,
+                exc,
+            )
+        await asyncio.sleep(min(5.0, 0.1 + (current - self._outage_started) / 4))
+
+    def _broker_is_back(self) -> None:
+        if self._outage_started is not None:
+            logger.warning(
+                "queue %r: Redis at %s is back after %.1f s",
+                self.name,
+                self.broker_address(),
+                time.monotonic() - self._outage_started,
+            )
+            self._outage_started = None
+
+    def deserialize(self, payload: dict[str, Any] | str | bytes | None, status: Any = None) -> Job | None:
+        """Decode a stored job; an undecodable payload becomes a FAILED placeholder saying why."""
+        try:
+            return super().deserialize(payload, status)
+        except Exception as exc:
+            if "fetched by wrong queue" in str(exc):
+                raise
+            shown = payload[:200] if isinstance(payload, (str, bytes)) else payload
+            error = (
+                f"queue {self.name!r}: a stored job could not be decoded ({type(exc).__name__}: {exc}); "
+                f"payload starts with {shown!r}"
+            )
+            logger.error("%s", error)
+            return Job(function=UNDECODABLE_FUNCTION, queue=self, status=Status.FAILED, error=error)
+
+    # --- sweep and recovery ----------------------------------------------------------------------
+
+    async def sweep(self, lock: int = 60, abort: float = 5.0) -> list[str]:
+        """Recover stuck and orphaned jobs; one worker per ``lock`` seconds does it (a Redis lock)."""
+        if not await self.redis.set(self._sweep, 1, nx=True, ex=max(1, int(lock))):
+            return []
+        job_ids = [_text(job_id) for job_id in await self.redis.lrange(self._active, 0, -1)]
+        self._judge.forget_all_but(set(job_ids))
+        if not job_ids:
+            return []
+        blobs = await self.redis.mget(job_ids)
+        live_workers = await self.live_worker_ids()
+        swept = []
+        for job_id, blob in zip(job_ids, blobs):
+            job = self.deserialize(blob)
+            verdict = self._judge.judge(job_id, job, live_workers)
+            if verdict is not Verdict.KEEP:
+                swept.append(job_id)
+                await self._recover(job_id, job, verdict, abort)
+        return swept
+
+    async def live_worker_ids(self) -> set[str]:
+        """Ids of the workers whose stats have not expired."""
+        keys = await self.redis.zrangebyscore(self._stats, now(), "inf")
+        return {_text(key).rsplit(":", 1)[-1] for key in keys}
+
+    async def recover_jobs_of_worker(self, worker_id: str, error: str = "worker died") -> list[str]:
+        """Retry (or fail, when out of retries) every job that ``worker_id`` was running.
+
+        For a supervisor that knows a worker process has died: its jobs run again at once.
+        """
+        recovered = []
+        for job_id in [_text(job_id) for job_id in await self.redis.lrange(self._active, 0, -1)]:
+            job = self.deserialize(await self.redis.get(job_id))
+            if (
+                job is not None
+                and job.worker_id == worker_id
+                and job.status in (Status.ACTIVE, Status.ABORTING)
+            ):
+                await self._recover(job_id, job, Verdict.ORPHANED, 0, error=error)
+                recovered.append(job.key)
+        return recovered
+
+    async def _recover(
+        self, job_id: str, job: Job | None, verdict: Verdict, abort_wait_s: float, error: str | None = None
+    ) -> None:
+        error = error or self.swept_error_message
+        if verdict is Verdict.FORGET or job is None:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.lrem(self._active, 0, job_id)
+                if job is None:
+                    pipe.zrem(self._incomplete, job_id)
+                await pipe.execute()
+            logger.info("queue %r: dropped stale active entry %s", self.name, job_id)
+            return
+        logger.warning("queue %r: recovering job %s (%s)", self.name, job.key, verdict.value)
+        if verdict is Verdict.REQUEUE:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.lrem(self._active, 0, job_id)
+                pipe.rpush(self._queued, job_id)
+                await pipe.execute()
+            return
+        if verdict is Verdict.STUCK:
+            await self.abort(job, error=error)
+            try:
+                await job.refresh(abort_wait_s)
+            except asyncio.TimeoutError:
+                logger.info("queue %r: job %s did not confirm its abort", self.name, job.key)
+        if job.retryable:
+            await self.retry(job, error=error)
+        else:
+            await self.finish(job, Status.ABORTED, error=error)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
