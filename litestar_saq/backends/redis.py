@@ -22,6 +22,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from redis import asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -91,6 +93,9 @@ class RedisQueue(SAQRedisQueue):
             )
             if option in kwargs
         }
+        # redis-py 8 does not retry a failed connection by default; after a Redis restart every pooled
+        # connection is dead, so allow a few quick reconnects before an operation gives up.
+        kwargs.setdefault("retry", Retry(ExponentialBackoff(cap=0.5, base=0.02), retries=3))
         return cls(aioredis.from_url(url, **kwargs), owns_client=True, **queue_options)
 
     async def connect(self) -> None:
@@ -261,7 +266,7 @@ class RedisQueue(SAQRedisQueue):
         blobs = await self.redis.mget(job_ids)
         live_workers = await self.live_worker_ids()
         swept = []
-        for job_id, blob in zip(job_ids, blobs):
+        for job_id, blob in zip(job_ids, blobs, strict=True):
             job = self.deserialize(blob)
             verdict = self._judge.judge(job_id, job, live_workers)
             if verdict is not Verdict.KEEP:
