@@ -1,0 +1,113 @@
+"""HTML pages: SAQ's single-page UI (its client routes) and our operations page."""
+
+from __future__ import annotations
+
+import html
+import json
+from typing import TYPE_CHECKING, Any
+
+from litestar import MediaType, Request, Response, get
+from litestar.response import Redirect
+
+if TYPE_CHECKING:
+    from litestar.handlers import HTTPRouteHandler
+
+    from litestar_saq.web.context import DashboardContext
+
+__all__ = ("build_page_handlers", "render_dashboard_page", "render_ops_page")
+
+# SAQ's app.js reads the global ``root_path`` and renders into #app; the bar above #app is ours and
+# survives app.js's re-renders because snabbdom only patches #app.
+_DASHBOARD_PAGE = """<!DOCTYPE html>
+<html lang="en">
+  <head>
+    <meta charset="utf-8">
+    <meta name="viewport" content="width=device-width, initial-scale=1">
+    <title>Queues</title>
+    <link rel="stylesheet" href="{root}/static/pico.min.css">
+    <link rel="stylesheet" href="{root}/static/litestar-saq/dashboard.css">
+  </head>
+  <body>
+    <div class="lsaq-bar container">
+      <a href="{root}/ops" data-lsaq="ops-link">Failed jobs, throughput, workers, find a job &rarr;</a>
+    </div>
+    <div id="app"></div>
+    <script>const root_path = {root_json};</script>
+    <script src="{root}/static/snabbdom.js"></script>
+    <script src="{root}/static/app.js"></script>
+    <script src="{root}/static/litestar-saq/dashboard.js"></script>
+  </body>
+</html>
+"""
+
+_OPS_PAGE = """<!DOCTYPE html>
+<html lang="en">
+  <head>
+    <meta charset="utf-8">
+    <meta name="viewport" content="width=device-width, initial-scale=1">
+    <title>Queue operations</title>
+    <link rel="stylesheet" href="{root}/static/pico.min.css">
+    <link rel="stylesheet" href="{root}/static/litestar-saq/dashboard.css">
+  </head>
+  <body>
+    <nav class="container">
+      <ul><li><a href="{root}/"><strong>SAQ</strong></a></li><li>Operations</li></ul>
+    </nav>
+    <main class="container" id="ops" data-root="{root}">
+      <noscript>This page needs JavaScript.</noscript>
+    </main>
+    <script src="{root}/static/litestar-saq/ops.js"></script>
+  </body>
+</html>
+"""
+
+
+def _script_string(value: str) -> str:
+    # JSON is a JS string literal; escaping "<" keeps "</script>" in a path from closing the tag.
+    return json.dumps(value).replace("<", "\\u003c")
+
+
+def render_dashboard_page(root_path: str) -> str:
+    """Return SAQ's UI page for a dashboard mounted at ``root_path`` (no trailing slash)."""
+    return _DASHBOARD_PAGE.format(root=html.escape(root_path), root_json=_script_string(root_path))
+
+
+def render_ops_page(root_path: str) -> str:
+    """Return the operations page (failed jobs, throughput, workers, find a job)."""
+    return _OPS_PAGE.format(root=html.escape(root_path))
+
+
+def build_page_handlers(context: DashboardContext) -> list[HTTPRouteHandler]:
+    """Return the handlers of the HTML pages, SAQ's client routes included."""
+    dashboard_html = render_dashboard_page(context.root_path)
+    ops_html = render_ops_page(context.root_path)
+
+    @get("/", name="saq_web_home", media_type=MediaType.HTML, sync_to_thread=False)
+    def home(request: Request[Any, Any, Any]) -> Response[Any]:
+        """Render the queue list; redirect ``/saq`` to ``/saq/``, the only root SAQ's UI recognises."""
+        # Litestar routes "/saq" and "/saq/" alike and strips the slash from scope["path"]; only the
+        # raw path tells them apart (a server that omits it gets the page, minus the redirect).
+        raw_path: bytes = request.scope.get("raw_path") or b"/"
+        if not raw_path.endswith(b"/"):
+            # Relative, so a prefix that a proxy adds in front of the app is kept.
+            last_segment = raw_path.rsplit(b"/", 1)[-1].decode("latin-1")
+            query = request.scope.get("query_string", b"").decode("latin-1")
+            return Redirect(last_segment + "/" + (f"?{query}" if query else ""), status_code=307)
+        return Response(dashboard_html, media_type=MediaType.HTML)
+
+    @get(
+        ["/queues/{queue_name:str}", "/queues/{queue_name:str}/jobs/{job_key:str}"],
+        name="saq_web_client_route",
+        media_type=MediaType.HTML,
+        sync_to_thread=False,
+    )
+    def client_route() -> str:
+        """Render the same page for SAQ's client-side routes, so a reload or a shared link works."""
+        return dashboard_html
+
+    @get("/ops", name="saq_web_ops", media_type=MediaType.HTML, sync_to_thread=False)
+    def ops() -> str:
+        """Render the operations page."""
+        return ops_html
+
+    return [home, client_route, ops]
