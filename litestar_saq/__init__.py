@@ -9,6 +9,8 @@ from litestar_saq.exceptions import (
     QueueNotFoundError,
     SAQConfigError,
 )
+from litestar_saq.job_logging import log_job_end, log_job_start
+from litestar_saq.monitoring import monitored_job
 from litestar_saq.plugin import SAQPlugin
 from litestar_saq.queues import TaskQueueRegistry, TaskQueues
 from litestar_saq.worker import TaskContext
@@ -25,4 +27,7 @@ __all__ = (
     "TaskContext",
     "TaskQueueRegistry",
     "TaskQueues",
+    "log_job_end",
+    "log_job_start",
+    "monitored_job",
 )
