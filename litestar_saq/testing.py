@@ -90,7 +90,9 @@ async def running_app(app: Litestar, base_url: str = "http://testserver") -> Asy
     await asyncio.wait({server, startup}, return_when=asyncio.FIRST_COMPLETED)
     if server.done():
         startup.cancel()
-        server.result()  # raises the startup error
+        error = server.exception()
+        if error is not None:
+            raise _innermost(error)
     try:
         transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]  # ASGI app, stricter types
         async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:
@@ -98,6 +100,15 @@ async def running_app(app: Litestar, base_url: str = "http://testserver") -> Asy
     finally:
         stop.set()
         await server
+
+
+def _innermost(error: BaseException) -> BaseException:
+    """The one real error inside (nested) exception groups, such as Litestar's startup task group."""
+    inner = getattr(error, "exceptions", None)
+    while isinstance(inner, tuple) and len(inner) == 1 and isinstance(inner[0], BaseException):
+        error = inner[0]
+        inner = getattr(error, "exceptions", None)
+    return error
 
 
 async def drain(app: Litestar, *, timeout: float = 10.0, queues: list[str] | None = None) -> None:

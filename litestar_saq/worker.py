@@ -117,7 +117,7 @@ class PluginWorker(Worker[Any]):
         for task in idle:
             task.cancel()
         if running:
-            _, still_running = await asyncio.wait(running, timeout=self.grace_period_s or None)
+            _, still_running = await asyncio.wait(running, timeout=self.grace_period_s)
             if still_running:
                 logger.warning(
                     "queue %r: %d job(s) still running after the %.0f s grace period, aborting them so "
