@@ -117,10 +117,10 @@
         el("td", {}, error),
         el("td", {}, showQueue && !["failed", "aborted"].includes(job.status) ? "" : retryButton));
     });
-    return el("table", { class: "lsaq-table" },
+    return el("div", { class: "lsaq-scroll" }, el("table", { class: "lsaq-table" },
       el("thead", {}, el("tr", {}, showQueue ? el("th", {}, "Queue") : null,
         ["Key", "Function", "Status", "Attempts", "Finished", "Error", ""].map(title => el("th", {}, title)))),
-      el("tbody", {}, rows));
+      el("tbody", {}, rows)));
   }
 
   function deadLetters(data) {
@@ -177,17 +177,16 @@
     if (data.error) return el("p", { class: "lsaq-error" }, data.error);
     const live = data.workers.filter(worker => !state.queue || worker.queue === state.queue);
     if (!live.length) return el("p", { class: "lsaq-muted" }, "No live workers.");
-    return el("table", { class: "lsaq-table", id: "lsaq-workers-table" },
-      el("thead", {}, el("tr", {}, ["Worker", "Queue", "Host / pid", "Complete", "Failed", "Retried", "Aborted",
+    return el("div", { class: "lsaq-scroll" }, el("table", { class: "lsaq-table", id: "lsaq-workers-table" },
+      el("thead", {}, el("tr", {}, ["Worker", "Host / pid", "Complete", "Failed", "Retried", "Aborted",
         "Uptime", "Last heartbeat"].map(title => el("th", {}, title)))),
       el("tbody", {}, live.map(worker => el("tr", {},
         el("td", {}, worker.id),
-        el("td", {}, worker.queue),
         el("td", {}, [worker.metadata.host, worker.metadata.pid].filter(Boolean).join(" / ")),
         el("td", {}, worker.stats.complete), el("td", {}, worker.stats.failed),
         el("td", {}, worker.stats.retried), el("td", {}, worker.stats.aborted),
         el("td", {}, Math.round((worker.stats.uptime || 0) / 1000) + " s"),
-        el("td", { title: time(worker.last_heartbeat) }, ago(worker.last_heartbeat))))));
+        el("td", { title: time(worker.last_heartbeat) }, ago(worker.last_heartbeat)))))));
   }
 
   // --- page ---------------------------------------------------------------------------------------
