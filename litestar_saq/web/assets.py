@@ -13,6 +13,7 @@ import hashlib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import PurePosixPath
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from litestar import Request, Response, get
@@ -28,7 +29,7 @@ __all__ = ("OWN_ASSET_PREFIX", "Asset", "accepts_gzip", "build_static_handler", 
 OWN_ASSET_PREFIX = "litestar-saq/"
 """Our files live under ``{root}/static/litestar-saq/`` so they never shadow a file of a newer SAQ."""
 
-_MEDIA_TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
+_MEDIA_TYPES = MappingProxyType({".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"})
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,8 @@ def backend(request: pytest.FixtureRequest) -> str:
 class Dashboard:
     """A running test app, a client for it and helpers to enqueue and wait for jobs."""
 
-    app: Litestar
+    app: Litestar | None
+    """The app when it runs in the test's loop; ``None`` when it runs in a server thread."""
     client: httpx.AsyncClient
     queue_name: str
 

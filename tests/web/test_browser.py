@@ -13,9 +13,12 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
 
 from tests.web.apps import make_app, purge
+
+pytest.importorskip("playwright.async_api", reason="the browser tests need the 'playwright' package")
+from playwright.async_api import Browser, Page, async_playwright, expect
+
 from tests.web.conftest import Dashboard, serve_in_thread
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -42,7 +45,7 @@ async def live(base_url: str, backend: str, queue_name: str) -> AsyncIterator[Da
     """An HTTP client for the live server, with the job helpers of ``Dashboard``."""
     try:
         async with httpx.AsyncClient(base_url=base_url) as client:
-            yield Dashboard(app=None, client=client, queue_name=queue_name)  # type: ignore[arg-type]
+            yield Dashboard(app=None, client=client, queue_name=queue_name)
     finally:
         await purge(backend, queue_name)
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from litestar import Litestar
 
+from litestar_saq import SAQPlugin
 from tests.web.apps import TOKEN, make_app, token_guard
 from tests.web.conftest import Dashboard
 
@@ -113,7 +114,7 @@ async def test_plain_assets_and_missing_ones(dashboard: Dashboard) -> None:
     assert escape.status_code == 404
 
 
-GUARDED_REQUESTS = [
+GUARDED_REQUESTS = (
     ("GET", "/saq/"),
     ("GET", "/saq/queues/{queue}"),
     ("GET", "/saq/queues/{queue}/jobs/cron:x"),
@@ -129,7 +130,7 @@ GUARDED_REQUESTS = [
     ("GET", "/saq/api/queues/{queue}/throughput"),
     ("GET", "/saq/api/jobs?key=x"),
     ("GET", "/saq/api/workers"),
-]
+)
 
 
 async def test_guards_protect_every_page_and_api_route(dashboard_factory: Callable[..., Any]) -> None:
@@ -188,3 +189,24 @@ def test_dashboard_is_in_the_openapi_schema_when_asked(queue_name: str) -> None:
     paths = _schema_paths(make_app(queue_name, "memory", web_include_in_schema=True))
     assert "/saq/api/queues" in paths
     assert "/saq/api/queues/{queue_name}/jobs/{job_key}/retry" in paths
+
+
+async def test_a_broken_broker_gives_json_errors_and_a_failing_health(
+    dashboard: Dashboard, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert dashboard.app is not None
+    queue = dashboard.app.plugins.get(SAQPlugin).task_queues.get(dashboard.queue_name)
+
+    async def broken_info(*args: Any, **kwargs: Any) -> Any:
+        raise ConnectionError("broker at 10.0.0.1 is down")
+
+    monkeypatch.setattr(queue, "info", broken_info)
+    health = await dashboard.client.get("/saq/health")
+    assert health.status_code == 500
+    assert dashboard.queue_name in health.text
+
+    listing = await dashboard.client.get("/saq/api/queues")
+    assert listing.status_code == 500
+    # SAQ's UI shows "error"; the details (hosts…) stay in the server log.
+    assert listing.json() == {"error": "internal error (ConnectionError); see the server log"}
+    assert any("10.0.0.1" in str(record.exc_info) for record in caplog.records if record.exc_info)
