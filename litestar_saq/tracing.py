@@ -15,6 +15,7 @@ this module, and ``opentelemetry`` is not imported.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +40,8 @@ __all__ = (
 )
 
 WorkerHook = Callable[[Any], Coroutine[Any, Any, Any]]
+
+logger = logging.getLogger("litestar_saq.tracing")
 
 TRACE_CONTEXT_META_KEY = "otel"
 """Key in ``job.meta`` holding the producer's trace context (``traceparent``, ``tracestate``…)."""
@@ -147,18 +150,25 @@ def _producer_hook(tracer: Tracer, queue_name: str) -> Callable[[Job], Coroutine
             # The worker re-enqueues every cron job on each schedule tick; outside any trace those
             # would be a root span per job per second. The run still gets its CONSUMER span.
             return
-        span = tracer.start_span(
-            f"publish {job.function}",
-            kind=SpanKind.PRODUCER,
-            attributes={**_job_attributes(job, queue_name, "publish"), "messaging.operation.type": "send"},
-        )
         try:
-            carrier: dict[str, str] = {}
-            propagate.inject(carrier, context=trace.set_span_in_context(span))
-            if carrier:
-                job.meta[TRACE_CONTEXT_META_KEY] = carrier
-        finally:
-            span.end()
+            span = tracer.start_span(
+                f"publish {job.function}",
+                kind=SpanKind.PRODUCER,
+                attributes={
+                    **_job_attributes(job, queue_name, "publish"),
+                    "messaging.operation.type": "send",
+                },
+            )
+            try:
+                carrier: dict[str, str] = {}
+                propagate.inject(carrier, context=trace.set_span_in_context(span))
+                if carrier:
+                    job.meta[TRACE_CONTEXT_META_KEY] = carrier
+            finally:
+                span.end()
+        except Exception:
+            # Tracing must never cost an enqueue: the job goes out without trace context.
+            _log_tracing_error("PRODUCER span", queue_name, job)
 
     return add_producer_span
 
@@ -169,6 +179,13 @@ def _consumer_hooks(tracer: Tracer) -> tuple[WorkerHook, WorkerHook]:
 
     async def start_consumer_span(ctx: dict[str, Any]) -> None:
         job: Job = ctx["job"]
+        try:
+            open_consumer_span(ctx, job)
+        except Exception:
+            # Tracing must never fail a job: it runs without its span.
+            _log_tracing_error("CONSUMER span", job.queue.name if job.queue is not None else "", job)
+
+    def open_consumer_span(ctx: dict[str, Any], job: Job) -> None:
         carrier = job.meta.get(TRACE_CONTEXT_META_KEY)
         # An empty base context: a job enqueued without trace context starts its own trace instead
         # of joining whatever happens to be current in the worker.
@@ -194,8 +211,12 @@ def _consumer_hooks(tracer: Tracer) -> tuple[WorkerHook, WorkerHook]:
         token = ctx.pop(_CONTEXT_TOKEN_KEY, None)
         if span is None:
             return
+        job: Job = ctx["job"]
         try:
-            _record_outcome(span, ctx["job"], ctx.get("exception"))
+            _record_outcome(span, job, ctx.get("exception"))
+        except Exception:
+            # A raise here would also skip the user's after_process hooks.
+            _log_tracing_error("outcome of the CONSUMER span", job.queue.name if job.queue else "", job)
         finally:
             span.end()
             if token is not None:
@@ -220,3 +241,14 @@ def _record_outcome(span: Span, job: Job, exception: BaseException | None) -> No
         span.set_status(StatusCode.ERROR, f"interrupted, job re-queued: {job.error or 'cancelled'}")
     elif status == Status.FAILED:
         span.set_status(StatusCode.ERROR, job.error or "failed")
+
+
+def _log_tracing_error(what: str, queue_name: str, job: Job) -> None:
+    logger.warning(
+        "queue %r: could not record the %s of job %s",
+        queue_name,
+        what,
+        job.key,
+        exc_info=True,
+        extra={"queue": queue_name, "job_key": job.key},
+    )

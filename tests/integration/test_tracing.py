@@ -319,6 +319,32 @@ async def test_instrumenting_a_queue_again_replaces_or_removes_its_hook(
         await queue.disconnect()
 
 
+async def test_a_tracing_failure_never_fails_an_enqueue_or_a_job(caplog: pytest.LogCaptureFixture) -> None:
+    from types import SimpleNamespace
+
+    from litestar_saq.backends.memory import MemoryQueue
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("the tracer is broken")
+
+    broken = SimpleNamespace(get_tracer=lambda *args, **kwargs: SimpleNamespace(start_span=refuse))
+    queue = MemoryQueue(name="broken-tracer")
+    await queue.connect()
+    try:
+        instrument_queue(queue, SAQConfig(enable_otel=True), tracer_provider=broken)  # type: ignore[arg-type]
+        job = await queue.enqueue("traced_ok", key="still-enqueued")
+        assert job is not None and job.meta == {}
+        app = Litestar(plugins=[SAQPlugin(SAQConfig(enable_otel=True))], logging_config=None)
+        hooks = worker_hooks(app, tracer_provider=broken)  # type: ignore[arg-type]
+        ctx: dict[str, Any] = {"job": job}
+        await hooks["before_process"][0](ctx)
+        await hooks["after_process"][0](ctx)
+    finally:
+        await queue.disconnect()
+    assert "could not record the PRODUCER span of job still-enqueued" in caplog.text
+    assert "could not record the CONSUMER span of job still-enqueued" in caplog.text
+
+
 def test_enable_otel_true_without_opentelemetry_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in [module for module in sys.modules if module.split(".")[0] == "opentelemetry"]:
         monkeypatch.delitem(sys.modules, name)
