@@ -10,6 +10,7 @@ from litestar import MediaType, Request, Response, get
 from litestar.response import Redirect
 
 if TYPE_CHECKING:
+    from litestar.config.csrf import CSRFConfig
     from litestar.handlers import HTTPRouteHandler
 
     from litestar_saq.web.context import DashboardContext
@@ -26,6 +27,7 @@ _DASHBOARD_PAGE = """<!DOCTYPE html>
     <title>Queues</title>
     <link rel="stylesheet" href="{root}/static/pico.min.css">
     <link rel="stylesheet" href="{root}/static/litestar-saq/dashboard.css">
+    {csrf}
   </head>
   <body>
     <div class="lsaq-bar container">
@@ -48,6 +50,7 @@ _OPS_PAGE = """<!DOCTYPE html>
     <title>Queue operations</title>
     <link rel="stylesheet" href="{root}/static/pico.min.css">
     <link rel="stylesheet" href="{root}/static/litestar-saq/dashboard.css">
+    {csrf}
   </head>
   <body>
     <nav class="container">
@@ -67,20 +70,31 @@ def _script_string(value: str) -> str:
     return json.dumps(value).replace("<", "\\u003c")
 
 
-def render_dashboard_page(root_path: str) -> str:
+def csrf_meta(csrf_config: CSRFConfig | None) -> str:
+    """Return ``<meta>`` tags naming the app's CSRF cookie and header, so our scripts can send it."""
+    if csrf_config is None:
+        return ""
+    return (
+        f'<meta name="lsaq-csrf-cookie" content="{html.escape(csrf_config.cookie_name)}">'
+        f'<meta name="lsaq-csrf-header" content="{html.escape(csrf_config.header_name)}">'
+    )
+
+
+def render_dashboard_page(root_path: str, csrf_config: CSRFConfig | None = None) -> str:
     """Return SAQ's UI page for a dashboard mounted at ``root_path`` (no trailing slash)."""
-    return _DASHBOARD_PAGE.format(root=html.escape(root_path), root_json=_script_string(root_path))
+    return _DASHBOARD_PAGE.format(
+        root=html.escape(root_path), root_json=_script_string(root_path), csrf=csrf_meta(csrf_config)
+    )
 
 
-def render_ops_page(root_path: str) -> str:
+def render_ops_page(root_path: str, csrf_config: CSRFConfig | None = None) -> str:
     """Return the operations page (failed jobs, throughput, workers, find a job)."""
-    return _OPS_PAGE.format(root=html.escape(root_path))
+    return _OPS_PAGE.format(root=html.escape(root_path), csrf=csrf_meta(csrf_config))
 
 
 def build_page_handlers(context: DashboardContext) -> list[HTTPRouteHandler]:
     """Return the handlers of the HTML pages, SAQ's client routes included."""
-    dashboard_html = render_dashboard_page(context.root_path)
-    ops_html = render_ops_page(context.root_path)
+    root_path = context.root_path
 
     @get("/", name="saq_web_home", media_type=MediaType.HTML, sync_to_thread=False)
     def home(request: Request[Any, Any, Any]) -> Response[Any]:
@@ -93,7 +107,7 @@ def build_page_handlers(context: DashboardContext) -> list[HTTPRouteHandler]:
             last_segment = raw_path.rsplit(b"/", 1)[-1].decode("latin-1")
             query = request.scope.get("query_string", b"").decode("latin-1")
             return Redirect(last_segment + "/" + (f"?{query}" if query else ""), status_code=307)
-        return Response(dashboard_html, media_type=MediaType.HTML)
+        return Response(render_dashboard_page(root_path, request.app.csrf_config), media_type=MediaType.HTML)
 
     @get(
         ["/queues/{queue_name:str}", "/queues/{queue_name:str}/jobs/{job_key:str}"],
@@ -101,13 +115,13 @@ def build_page_handlers(context: DashboardContext) -> list[HTTPRouteHandler]:
         media_type=MediaType.HTML,
         sync_to_thread=False,
     )
-    def client_route() -> str:
+    def client_route(request: Request[Any, Any, Any]) -> str:
         """Render the same page for SAQ's client-side routes, so a reload or a shared link works."""
-        return dashboard_html
+        return render_dashboard_page(root_path, request.app.csrf_config)
 
     @get("/ops", name="saq_web_ops", media_type=MediaType.HTML, sync_to_thread=False)
-    def ops() -> str:
+    def ops(request: Request[Any, Any, Any]) -> str:
         """Render the operations page."""
-        return ops_html
+        return render_ops_page(root_path, request.app.csrf_config)
 
     return [home, client_route, ops]

@@ -46,7 +46,15 @@ async def show_job(queue: FromQuery[str], key: FromQuery[str], task_queues: Task
     return {"status": job.status.value, "attempts": job.attempts, "result": job.result}
 
 
-def make_app(queue_name: str, backend: str, **saq_options: Any) -> Litestar:
+def cookie_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Allow requests with the cookie ``session=let-me-in``, as an app's login would set it."""
+    if connection.cookies.get("session") != TOKEN:
+        raise NotAuthorizedException("log in first")
+
+
+def make_app(
+    queue_name: str, backend: str, *, app_options: dict[str, Any] | None = None, **saq_options: Any
+) -> Litestar:
     """Return an app with queue ``queue_name`` on ``backend`` and its worker in the app process."""
     queue_config = QueueConfig(
         name=queue_name,
@@ -56,7 +64,7 @@ def make_app(queue_name: str, backend: str, **saq_options: Any) -> Litestar:
         timers={"worker_info": 1, "abort": 0.1},
     )
     config = SAQConfig(queue_configs=[queue_config], web_enabled=True, **saq_options)
-    return Litestar([enqueue, show_job], plugins=[SAQPlugin(config)])
+    return Litestar([enqueue, show_job], plugins=[SAQPlugin(config)], **(app_options or {}))
 
 
 async def purge(backend: str, queue_name: str) -> None:

@@ -13,8 +13,10 @@ from typing import Any
 
 import httpx
 import pytest
+import pytest_asyncio
+from litestar.config.csrf import CSRFConfig
 
-from tests.web.apps import make_app, purge
+from tests.web.apps import TOKEN, cookie_guard, make_app, purge
 
 pytest.importorskip("playwright.async_api", reason="the browser tests need the 'playwright' package")
 from playwright.async_api import Browser, Page, async_playwright, expect
@@ -24,7 +26,11 @@ from tests.web.conftest import Dashboard, serve_in_thread
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM}")
+pytestmark = [
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM}"),
+    # One browser per module (it takes seconds to start), so the tests share the module's loop.
+    pytest.mark.asyncio(loop_scope="module"),
+]
 
 
 @pytest.fixture(params=["redis", "asyncpg"])
@@ -40,7 +46,7 @@ def base_url(backend: str, queue_name: str) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="module")
 async def live(base_url: str, backend: str, queue_name: str) -> AsyncIterator[Dashboard]:
     """An HTTP client for the live server, with the job helpers of ``Dashboard``."""
     try:
@@ -50,7 +56,7 @@ async def live(base_url: str, backend: str, queue_name: str) -> AsyncIterator[Da
         await purge(backend, queue_name)
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def browser() -> AsyncIterator[Browser]:
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -60,7 +66,7 @@ async def browser() -> AsyncIterator[Browser]:
             await browser.close()
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="module")
 async def page(browser: Browser) -> AsyncIterator[Page]:
     context = await browser.new_context(viewport={"width": 1280, "height": 900})
     page = await context.new_page()
@@ -156,3 +162,31 @@ async def test_ops_page_retries_one_then_all_failed_jobs(
     await expect(found).to_have_count(1)
     await expect(found).to_contain_text(queue)
     await expect(found).to_contain_text("complete")
+
+
+async def test_dashboard_behind_cookie_login_and_csrf(page: Page, queue_name: str) -> None:
+    csrf = CSRFConfig(secret="s" * 32, exclude=["/test"])
+    app = make_app(queue_name, "memory", web_guards=[cookie_guard], app_options={"csrf_config": csrf})
+    with serve_in_thread(app) as base_url:
+        async with httpx.AsyncClient(base_url=base_url, cookies={"session": TOKEN}) as client:
+            live = Dashboard(app=None, client=client, queue_name=queue_name)
+            await live.enqueue("flaky", "csrf:saq-ui")
+            await live.enqueue("flaky", "csrf:ops")
+            await live.wait_for_status("csrf:saq-ui", "failed")
+            await live.wait_for_status("csrf:ops", "failed")
+            # A POST without the CSRF header is refused, so the pages must send it.
+            refused = await client.post(f"/saq/api/queues/{queue_name}/jobs/csrf:ops/retry")
+            assert refused.status_code == 403
+
+            anonymous = await page.goto(f"{base_url}/saq/")
+            assert anonymous is not None and anonymous.status == 401
+            await page.context.add_cookies([{"name": "session", "value": TOKEN, "url": base_url}])
+
+            await page.goto(f"{base_url}/saq/queues/{queue_name}/jobs/csrf:saq-ui")
+            await expect(page.get_by_text("fails on attempt 1").first).to_be_visible()
+            await page.get_by_role("button", name="Retry").click()
+            assert (await live.wait_for_status("csrf:saq-ui", "complete"))["attempts"] == 2
+
+            await page.goto(f"{base_url}/saq/ops?queue={queue_name}")
+            await page.locator("#lsaq-dead tr[data-key='csrf:ops'] button").click()
+            assert (await live.wait_for_status("csrf:ops", "complete"))["attempts"] == 2

@@ -12,4 +12,22 @@
     event.stopImmediatePropagation();
     window.location.assign(root_path + link.getAttribute("href"));
   }, true);
+
+  // With Litestar's CSRF protection on, POSTs need the token from the cookie in a header, which
+  // app.js does not send: add it to every unsafe same-origin request it makes.
+  const cookieName = document.querySelector("meta[name=lsaq-csrf-cookie]");
+  const headerName = document.querySelector("meta[name=lsaq-csrf-header]");
+  if (cookieName && headerName) {
+    const plainFetch = window.fetch.bind(window);
+    window.fetch = function (resource, init) {
+      const method = ((init && init.method) || "GET").toUpperCase();
+      const token = document.cookie.split("; ").find(item => item.startsWith(cookieName.content + "="));
+      if (token && !["GET", "HEAD", "OPTIONS"].includes(method)) {
+        const headers = new Headers((init && init.headers) || {});
+        headers.set(headerName.content, decodeURIComponent(token.slice(cookieName.content.length + 1)));
+        init = Object.assign({}, init, { headers: headers });
+      }
+      return plainFetch(resource, init);
+    };
+  }
 })();
