@@ -67,13 +67,12 @@ def build_api_handlers(context: DashboardContext) -> list[HTTPRouteHandler]:
     async def health() -> Response[str]:
         """Answer ``OK`` when every queue's broker answers, else 500 naming the failing queues."""
         results = await asyncio.gather(*(queue.info() for queue in context.queues()), return_exceptions=True)
-        failing = [
-            queue.name
-            for queue, result in zip(context.queues(), results, strict=True)
-            if isinstance(result, BaseException)
-        ]
+        failing = []
+        for queue, result in zip(context.queues(), results, strict=True):
+            if isinstance(result, BaseException):
+                logger.warning("dashboard health check: queue %r does not answer: %r", queue.name, result)
+                failing.append(queue.name)
         if failing:
-            logger.warning("dashboard health check: queues not answering: %s", ", ".join(failing))
             return Response(f"queues not answering: {', '.join(failing)}", status_code=500)
         return Response("OK")
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from litestar import get, post
 from litestar.exceptions import ClientException
 from litestar.params import FromPath, FromQuery, JSONBody
-from saq.job import Status
+from saq.job import TERMINAL_STATUSES, Status
 
 from litestar_saq.web.context import DashboardLookupError, job_view
 from litestar_saq.web.insights import (
@@ -86,6 +86,9 @@ def build_ops_handlers(context: DashboardContext) -> list[HTTPRouteHandler]:
         """Put failed or aborted jobs back in the queue: ``keys`` if given, else all of them."""
         queue = context.queue(queue_name)
         statuses = parse_statuses(data.statuses)
+        if not set(statuses) <= TERMINAL_STATUSES:
+            # Putting a queued or running job back would run it twice.
+            raise ClientException("bulk retry takes finished jobs only: failed, aborted or complete")
         if data.keys is None:
             dead = await collect_dead_letters(queue, statuses, BULK_RETRY_LIMIT)
             candidates = dead.jobs

@@ -184,3 +184,11 @@ async def test_queue_view_caps_its_job_list(dashboard: Dashboard) -> None:
     queue = response.json()["queue"]
     assert queue["scheduled"] == 110
     assert 10 < len(queue["jobs"]) <= 100
+
+
+async def test_bulk_retry_refuses_unfinished_jobs(dashboard: Dashboard) -> None:
+    response = await dashboard.client.post(
+        f"/saq/api/queues/{dashboard.queue_name}/retry-failed", json={"statuses": ["active"]}
+    )
+    assert response.status_code == 400
+    assert "finished jobs only" in response.json()["error"]
