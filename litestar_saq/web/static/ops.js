@@ -5,10 +5,16 @@
   const main = document.getElementById("ops");
   const root = main.dataset.root;
   const REFRESH_MS = 5000;
+  const THROUGHPUT_REFRESH_MS = 30000; // the chart scans stored jobs: refresh it less often
   const MINUTES = 30;
   const SVG_NS = "http://www.w3.org/2000/svg";
 
-  const state = { queues: [], queue: new URLSearchParams(window.location.search).get("queue"), busy: false };
+  const state = {
+    queues: [],
+    queue: new URLSearchParams(window.location.search).get("queue"),
+    busy: false,
+    throughputAt: 0, // when the chart was last fetched; 0 forces a fetch
+  };
   const openDetails = new Set(); // keys whose error is unfolded, kept open across refreshes
 
   // --- helpers ------------------------------------------------------------------------------------
@@ -82,6 +88,7 @@
       await action();
     } finally {
       state.busy = false;
+      state.throughputAt = 0;
       await refresh();
     }
   }
@@ -207,6 +214,7 @@
       url.searchParams.set("queue", state.queue);
       window.history.replaceState(null, "", url);
       openDetails.clear();
+      state.throughputAt = 0;
       refresh();
     } });
     main.replaceChildren(
@@ -231,13 +239,17 @@
     picker.replaceChildren(...state.queues.map(name => el("option", { value: name, selected: name === state.queue }, name)));
     if (!state.queue) return message("No queues are configured.", false);
     const queue = "/queues/" + enc(state.queue);
+    const chartDue = Date.now() - state.throughputAt > THROUGHPUT_REFRESH_MS;
     const [dead, throughput, live] = await Promise.all([
       request("GET", queue + "/jobs?status=failed,aborted&limit=50"),
-      request("GET", queue + "/throughput?minutes=" + MINUTES),
+      chartDue ? request("GET", queue + "/throughput?minutes=" + MINUTES) : null,
       request("GET", "/workers"),
     ]);
     replace("lsaq-dead", deadLetters(dead));
-    replace("lsaq-throughput", chart(throughput));
+    if (throughput) {
+      replace("lsaq-throughput", chart(throughput));
+      state.throughputAt = Date.now();
+    }
     replace("lsaq-workers", workers(live));
     main.dataset.refreshed = String(Date.now());
   }
