@@ -9,8 +9,10 @@ Three setups on the same Redis, alternating their order every round so drift hit
 - ``on``: ``enable_otel=True`` with the SDK's ``TracerProvider`` and a ``BatchSpanProcessor`` whose
   exporter drops the spans (what a production setup costs, minus the network).
 
-Enqueue is timed one job at a time (each awaited, as a request handler does), drain as in R1. It
-also times the hooks alone (µs per call), which is steadier than the end-to-end rates.
+Enqueues are awaited one at a time (as a request handler does), in blocks of 100 that alternate
+between the setups; drains run one setup after the other, in an order that rotates every round. Besides
+wall-clock rates it reports this process's CPU time per job, which other load on the machine barely
+moves, and the hooks' own cost (µs per call).
 """
 
 from __future__ import annotations
@@ -70,36 +72,75 @@ def app_for(setup: str, queue_config: QueueConfig) -> Litestar:
     return Litestar(plugins=[SAQPlugin(config)], logging_config=None)
 
 
-async def run_round(setup: str, jobs: int, concurrency: int) -> tuple[float, float]:
-    """Enqueue ``jobs`` one by one, then drain them; returns (enqueue/s, drain/s)."""
-    name = f"bench-otel-{setup}-{uuid.uuid4().hex[:6]}"
-    counter = Counter(jobs)
-    queue = RedisQueue.from_url(REDIS_URL, name=name)
-    await queue.connect()
-    queue_config = QueueConfig(
-        name=name, dsn=REDIS_URL, tasks=[("noop", counter.noop)], concurrency=concurrency
-    )
-    app = app_for(setup, queue_config)
-    if setup != "baseline":
-        instrument_queue(queue, app.plugins.get(SAQPlugin).config)
-    started = time.perf_counter()
-    for _ in range(jobs):
-        await queue.enqueue("noop")
-    enqueue_rate = jobs / (time.perf_counter() - started)
-    worker = build_worker(queue_config, queue, app)
-    started = time.perf_counter()
-    run = asyncio.create_task(worker.start())
-    await asyncio.wait_for(counter.finished.wait(), timeout=300)
-    while await queue.count("active"):  # the last results are being written
-        await asyncio.sleep(0.001)
-    drain_rate = jobs / (time.perf_counter() - started)
-    await worker.stop()
-    await run
-    keys = [key async for key in queue.redis.scan_iter(match=f"saq:*{name}*")]
-    if keys:
-        await queue.redis.delete(*keys)
-    await queue.disconnect()
-    return enqueue_rate, drain_rate
+class Setup:
+    """One setup's queue, app and accumulated timings (wall and this process's CPU time)."""
+
+    def __init__(self, kind: str, jobs: int, concurrency: int) -> None:
+        self.kind = kind
+        self.name = f"bench-otel-{kind}-{uuid.uuid4().hex[:6]}"
+        self.counter = Counter(jobs)
+        self.queue = RedisQueue.from_url(REDIS_URL, name=self.name)
+        self.queue_config = QueueConfig(
+            name=self.name, dsn=REDIS_URL, tasks=[("noop", self.counter.noop)], concurrency=concurrency
+        )
+        self.app = app_for(kind, self.queue_config)
+        self.enqueue_wall = self.enqueue_cpu = 0.0
+
+    async def connect(self) -> None:
+        await self.queue.connect()
+        if self.kind != "baseline":
+            instrument_queue(self.queue, self.app.plugins.get(SAQPlugin).config)
+
+    async def enqueue_block(self, size: int) -> None:
+        wall, cpu = time.perf_counter(), time.process_time()
+        for _ in range(size):
+            await self.queue.enqueue("noop")
+        self.enqueue_wall += time.perf_counter() - wall
+        self.enqueue_cpu += time.process_time() - cpu
+
+    async def drain(self) -> tuple[float, float]:
+        """Run a worker until every job ran; returns (wall seconds, CPU seconds)."""
+        worker = build_worker(self.queue_config, self.queue, self.app)
+        wall, cpu = time.perf_counter(), time.process_time()
+        run = asyncio.create_task(worker.start())
+        await asyncio.wait_for(self.counter.finished.wait(), timeout=300)
+        while await self.queue.count("active"):  # the last results are being written
+            await asyncio.sleep(0.001)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        await worker.stop()
+        await run
+        return wall, cpu
+
+    async def close(self) -> None:
+        keys = [key async for key in self.queue.redis.scan_iter(match=f"saq:*{self.name}*")]
+        if keys:
+            await self.queue.redis.delete(*keys)
+        await self.queue.disconnect()
+
+
+async def run_round(jobs: int, concurrency: int, round_number: int) -> dict[str, dict[str, float]]:
+    """Enqueue ``jobs`` per setup in interleaved blocks, then drain each; rates and CPU µs per job."""
+    shift = round_number % len(SETUPS)
+    order = SETUPS[shift:] + SETUPS[:shift]
+    setups = {kind: Setup(kind, jobs, concurrency) for kind in order}
+    for setup in setups.values():
+        await setup.connect()
+    block = 100
+    for start in range(0, jobs, block):
+        for kind in order:
+            await setups[kind].enqueue_block(min(block, jobs - start))
+    results: dict[str, dict[str, float]] = {}
+    for kind in order:
+        setup = setups[kind]
+        drain_wall, drain_cpu = await setup.drain()
+        results[kind] = {
+            "enqueue_rate": jobs / setup.enqueue_wall,
+            "enqueue_cpu_us": setup.enqueue_cpu / jobs * 1e6,
+            "drain_rate": jobs / drain_wall,
+            "drain_cpu_us": drain_cpu / jobs * 1e6,
+        }
+        await setup.close()
+    return results
 
 
 async def hook_costs(calls: int) -> dict[str, float]:
@@ -139,29 +180,33 @@ async def main() -> None:
     provider.add_span_processor(BatchSpanProcessor(exporter, max_queue_size=65536))
     trace.set_tracer_provider(provider)
 
-    enqueue: dict[str, list[float]] = {setup: [] for setup in SETUPS}
-    drain: dict[str, list[float]] = {setup: [] for setup in SETUPS}
-    await run_round("on", 300, args.concurrency)  # warm up Redis, the interpreter and the SDK
+    metrics = ("enqueue_rate", "enqueue_cpu_us", "drain_rate", "drain_cpu_us")
+    samples: dict[str, dict[str, list[float]]] = {kind: {metric: [] for metric in metrics} for kind in SETUPS}
+    await run_round(300, args.concurrency, 0)  # warm up Redis, the interpreter and the SDK
     for round_number in range(args.rounds):
-        shift = round_number % len(SETUPS)
-        for setup in SETUPS[shift:] + SETUPS[:shift]:
-            enqueue_rate, drain_rate = await run_round(setup, args.jobs, args.concurrency)
-            enqueue[setup].append(enqueue_rate)
-            drain[setup].append(drain_rate)
+        for kind, values in (await run_round(args.jobs, args.concurrency, round_number)).items():
+            for metric, value in values.items():
+                samples[kind][metric].append(value)
     costs = await hook_costs(20_000)
     provider.shutdown()
 
+    median = {
+        kind: {metric: statistics.median(samples[kind][metric]) for metric in metrics} for kind in SETUPS
+    }
+    base = median["baseline"]
     print(
-        f"Tracing cost, Redis, N={args.jobs}, concurrency={args.concurrency}, rounds={args.rounds} (median)"
+        f"Tracing cost, Redis, N={args.jobs} per setup, concurrency={args.concurrency}, "
+        f"rounds={args.rounds} (medians; CPU = this process's CPU time per job)"
     )
-    print("| setup | enqueue one by one /s | vs baseline | drain /s | vs baseline |")
+    print("| setup | enqueue /s | CPU µs per enqueue | drain /s | CPU µs per job run |")
     print("| --- | ---: | ---: | ---: | ---: |")
-    base_enqueue, base_drain = statistics.median(enqueue["baseline"]), statistics.median(drain["baseline"])
-    for setup in SETUPS:
-        setup_enqueue, setup_drain = statistics.median(enqueue[setup]), statistics.median(drain[setup])
+    for kind in SETUPS:
+        row = median[kind]
         print(
-            f"| {setup} | {setup_enqueue:,.0f} | {setup_enqueue / base_enqueue:.3f} "
-            f"| {setup_drain:,.0f} | {setup_drain / base_drain:.3f} |"
+            f"| {kind} | {row['enqueue_rate']:,.0f} ({row['enqueue_rate'] / base['enqueue_rate']:.2f}x) "
+            f"| {row['enqueue_cpu_us']:.0f} ({row['enqueue_cpu_us'] - base['enqueue_cpu_us']:+.0f}) "
+            f"| {row['drain_rate']:,.0f} ({row['drain_rate'] / base['drain_rate']:.2f}x) "
+            f"| {row['drain_cpu_us']:.0f} ({row['drain_cpu_us'] - base['drain_cpu_us']:+.0f}) |"
         )
     print(
         f"hooks alone (tracing on): producer {costs['producer']:.1f} µs/enqueue, "
