@@ -59,36 +59,40 @@ _WATCH_ATTEMPTS = 5
 
 
 @overload
-def monitored_job(function: TaskFunction, /) -> TaskFunction: ...
+def monitored_job(interval: TaskFunction, /) -> TaskFunction: ...
 
 
 @overload
-def monitored_job(*, interval: float | None = None) -> Callable[[TaskFunction], TaskFunction]: ...
+def monitored_job(interval: float | None = None) -> Callable[[TaskFunction], TaskFunction]: ...
 
 
 def monitored_job(
-    function: TaskFunction | None = None, /, *, interval: float | None = None
+    interval: float | TaskFunction | None = None,
 ) -> TaskFunction | Callable[[TaskFunction], TaskFunction]:
     """Send heartbeats for the job while the decorated task runs, so a long job is not swept as stuck.
 
-    Use as ``@monitored_job()``, ``@monitored_job(interval=10)`` or plain ``@monitored_job``. The task
-    keeps its name (SAQ registers tasks by ``__qualname__``), signature and ``async def``-ness. Its
-    ``ctx`` may be the first positional parameter or a keyword-only parameter named ``ctx``.
+    Use as ``@monitored_job()``, ``@monitored_job(interval=10)``, ``@monitored_job(10)`` or plain
+    ``@monitored_job``. The task keeps its name (SAQ registers tasks by ``__qualname__``), signature
+    and ``async def``-ness. Its ``ctx`` may be the first positional parameter or a keyword-only
+    parameter named ``ctx``.
 
     Heartbeats run on the worker's event loop beside the task and stop when the task returns, raises or
     is cancelled (abort, timeout, shutdown), and as soon as the job is no longer active in the broker:
     a heartbeat never turns an aborting job back into an active one, nor touches a later attempt.
 
     Args:
-        function: the task, when used without parentheses.
         interval: seconds between heartbeats. ``None``: half the job's ``heartbeat``, at least 1 s;
             for a job without ``heartbeat``, every ``DEFAULT_INTERVAL_WITHOUT_HEARTBEAT`` seconds.
+            (The task itself, when used without parentheses.)
 
     Raises:
         TypeError: the task is not an ``async def`` function, or ``interval`` is not positive.
     """
-    if interval is not None and interval <= 0:
+    if callable(interval):
+        return monitored_job()(interval)
+    if interval is not None and (isinstance(interval, bool) or not interval > 0):
         raise TypeError(f"monitored_job: interval must be a positive number of seconds, got {interval!r}")
+    seconds = interval
 
     def decorate(task: TaskFunction) -> TaskFunction:
         if not inspect.iscoroutinefunction(task):
@@ -115,7 +119,7 @@ def monitored_job(
                 return await task(*args, **kwargs)
             stop = asyncio.Event()
             beats = asyncio.create_task(
-                _send_heartbeats(job, heartbeat_interval(job, interval), stop),
+                _send_heartbeats(job, heartbeat_interval(job, seconds), stop),
                 name=f"saq-heartbeat-{job.key}",
             )
             try:
@@ -125,8 +129,6 @@ def monitored_job(
 
         return run_with_heartbeats  # type: ignore[return-value]  # same signature, via functools.wraps
 
-    if function is not None:
-        return decorate(function)
     return decorate
 
 

@@ -51,7 +51,9 @@ def test_wrapper_keeps_name_signature_and_coroutine_nature() -> None:
     for decorated in (
         monitored_job(plain_task),
         monitored_job()(plain_task),
+        monitored_job(interval=None)(plain_task),
         monitored_job(interval=3)(plain_task),
+        monitored_job(2.5)(plain_task),
     ):
         assert decorated.__qualname__ == plain_task.__qualname__
         assert decorated.__name__ == "plain_task"
@@ -65,8 +67,9 @@ def test_rejects_sync_functions_and_bad_intervals() -> None:
 
     with pytest.raises(TypeError, match="async def"):
         monitored_job(sync_task)
-    with pytest.raises(TypeError, match="interval"):
-        monitored_job(interval=0)
+    for bad_interval in (0, -1.0):
+        with pytest.raises(TypeError, match="interval"):
+            monitored_job(interval=bad_interval)
 
 
 @pytest.mark.parametrize(
