@@ -142,7 +142,8 @@ async def fault_loop(
             conn = await asyncpg.connect(PG_DSN)
             killed = await conn.fetchval(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE pid <> pg_backend_pid() AND datname = current_database() AND application_name <> 'soak-monitor'"
+                "WHERE pid <> pg_backend_pid() AND datname = current_database() "
+                "AND application_name <> 'soak-monitor'"
             )
             await conn.close()
             log.append(f"{time.strftime('%H:%M:%S')} pg_terminate_backend on {killed} connections")
@@ -246,11 +247,13 @@ async def main() -> None:
         f"{sum('Redis' in f or 'terminate' in f for f in faults)} broker faults)"
     )
     print(
-        "| enqueued | enqueue errors (caller told) | ran | lost | duplicated (same attempt twice) | re-run after kill |"
+        "| enqueued | enqueue errors (caller told) | ran | lost | duplicated (same attempt twice) "
+        "| re-run after kill |"
     )
     print("| ---: | ---: | ---: | ---: | ---: | ---: |")
     print(
-        f"| {len(enqueued)} | {len(failures)} | {len(enqueued) - len(lost)} | {len(lost)} | {same_attempt_twice} | {rerun} |"
+        f"| {len(enqueued)} | {len(failures)} | {len(enqueued) - len(lost)} | {len(lost)} "
+        f"| {same_attempt_twice} | {rerun} |"
     )
     print(f"supervisor exit code: {supervisor.returncode}; worker log: {log_path}")
 
