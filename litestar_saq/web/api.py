@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from litestar import MediaType, Response, get, post
 from litestar.params import FromPath
 
-from litestar_saq.web.context import QUEUE_JOBS_LIMIT, job_view, jsonable, logger
+from litestar_saq.web.context import QUEUE_JOBS_LIMIT, job_view, logger
 
 if TYPE_CHECKING:
     from litestar.handlers import HTTPRouteHandler
@@ -37,11 +37,12 @@ def build_api_handlers(context: DashboardContext) -> list[HTTPRouteHandler]:
 
     @get("/api/queues/{queue_name:str}", name="saq_web_queue")
     async def show_queue(queue_name: FromPath[str]) -> dict[str, Any]:
-        """Show one queue with its workers and up to ``QUEUE_JOBS_LIMIT`` incomplete jobs."""
+        """Show one queue with its workers and up to ``QUEUE_JOBS_LIMIT`` incomplete jobs.
+
+        Jobs carry ``kwargs`` and ``result`` as ``repr()`` strings, like the job view (see ``job_view``).
+        """
         info = await context.queue(queue_name).info(jobs=True, limit=QUEUE_JOBS_LIMIT)
-        jobs = [
-            {name: jsonable(value) for name, value in job.items()} for job in info["jobs"][:QUEUE_JOBS_LIMIT]
-        ]
+        jobs = [job_view(job) for job in info["jobs"][:QUEUE_JOBS_LIMIT]]
         return {"queue": {**info, "jobs": jobs}}
 
     @get("/api/queues/{queue_name:str}/jobs/{job_key:str}", name="saq_web_job")

@@ -68,13 +68,19 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-def job_view(job: Job) -> dict[str, Any]:
-    """Return ``job.to_dict()`` with ``kwargs`` and ``result`` as ``repr()`` strings for SAQ's UI."""
-    data = job.to_dict()
+def job_view(job: Job | dict[str, Any]) -> dict[str, Any]:
+    """Return a job's ``to_dict()`` with ``kwargs`` and ``result`` as ``repr()`` strings for SAQ's UI.
+
+    SAQ's own servers send them as strings only on the job page; the queue page got the raw
+    objects, which its renderer (snabbdom) takes for element data: the Args column stayed empty and
+    a job called with ``props={"innerHTML": ...}`` could inject HTML into the dashboard.
+    """
+    data = job if isinstance(job, dict) else job.to_dict()
+    view = {name: jsonable(value) for name, value in data.items()}
     for name in ("kwargs", "result"):
         if name in data:
-            data[name] = repr(data[name])
-    return data
+            view[name] = repr(data[name])
+    return view
 
 
 def api_error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:

@@ -14,8 +14,8 @@ async def flaky(ctx: dict[str, Any], *, label: str = "") -> str:
     return f"{label} ok on attempt {attempt}"
 
 
-async def echo(ctx: dict[str, Any], *, value: Any = None) -> Any:
-    """Return ``value``."""
+async def echo(ctx: dict[str, Any], *, value: Any = None, **extra: Any) -> Any:
+    """Return ``value``; other keyword arguments are accepted and ignored."""
     return value
 
 

@@ -186,6 +186,15 @@ async def test_queue_view_caps_its_job_list(dashboard: Dashboard) -> None:
     assert 10 < len(queue["jobs"]) <= 100
 
 
+async def test_queue_view_sends_job_arguments_as_text(dashboard: Dashboard) -> None:
+    # SAQ's renderer would take a raw {"props": {"innerHTML": ...}} for element properties.
+    props = {"innerHTML": "<b id='pwned'>x</b>"}
+    await dashboard.enqueue("echo", "later:props", props=props, options={"scheduled": 4_000_000_000})
+    response = await dashboard.client.get(f"/saq/api/queues/{dashboard.queue_name}")
+    (job,) = response.json()["queue"]["jobs"]
+    assert job["kwargs"] == repr({"props": props})
+
+
 async def test_bulk_retry_refuses_unfinished_jobs(dashboard: Dashboard) -> None:
     response = await dashboard.client.post(
         f"/saq/api/queues/{dashboard.queue_name}/retry-failed", json={"statuses": ["active"]}
