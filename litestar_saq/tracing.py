@@ -136,7 +136,6 @@ def _job_attributes(job: Job, queue_name: str, operation: str) -> dict[str, Any]
         "messaging.destination.name": queue_name,
         "messaging.message.id": job.key,
         "messaging.operation": operation,
-        "messaging.operation.name": operation,
         "saq.job.function": job.function,
     }
 

@@ -54,7 +54,12 @@ async def traced_fail(ctx: dict[str, Any]) -> None:
     raise ValueError("the task failed on purpose")
 
 
+STARTED_KEYS: set[str] = set()
+"""Keys of the ``traced_sleep`` jobs whose task has begun (in this process)."""
+
+
 async def traced_sleep(ctx: dict[str, Any], *, seconds: float) -> str:
+    STARTED_KEYS.add(ctx["job"].key)
     await asyncio.sleep(seconds)
     return "slept"
 
@@ -258,13 +263,8 @@ async def test_job_cut_off_by_shutdown_ends_its_span_as_retried(
         key = await enqueue_over_http(
             app, client, queue_name, "traced_sleep", seconds=60, timeout=0, retries=2
         )
-        queue = app.plugins.get(SAQPlugin).task_queues.get(queue_name)
-
-        async def running() -> bool:
-            stored = await queue.job(key)
-            return stored is not None and stored.status == Status.ACTIVE
-
-        await wait_until(running)
+        # The task itself has begun, not only its ACTIVE status written (which comes first).
+        await wait_until(lambda: key in STARTED_KEYS)
     # The app stopped with the job running (grace period 0): the worker cancelled it and re-queued it.
     [consumer] = spans(exporter, SpanKind.CONSUMER, key)
     assert (consumer.attributes or {})["saq.job.status"] == "retried"
