@@ -402,6 +402,9 @@ class AsyncpgQueue(AsyncpgQueueBase):
     async def _watch(
         self, keys: list[str], callback: ListenCallback, changed: asyncio.Event, poll: float
     ) -> None:
+        # Mark the jobs first, then read them: a finish after the mark notifies, one before it is read.
+        async with self._connection() as connection:
+            await connection.execute(self._sql.mark_waited, keys, self.name)
         while True:
             changed.clear()
             for job in await self.jobs(keys):

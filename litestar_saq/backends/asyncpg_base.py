@@ -56,6 +56,14 @@ def describe_target(url: str) -> str:
     return f"host {parts.hostname or 'localhost'!r}, port {port}, database {database!r}"
 
 
+async def keep_session(_connection: Any) -> None:
+    """Release a connection to our own pool without asyncpg's reset query (one round trip less per use).
+
+    asyncpg still rolls back an open transaction; the queue leaves no other session state behind:
+    it unlistens and unlocks before it releases the connections that had LISTENs or locks.
+    """
+
+
 def _is_asyncpg_connection(value: object) -> bool:
     return isinstance(value, (asyncpg.Connection, asyncpg.pool.PoolConnectionProxy))
 
@@ -126,6 +134,7 @@ class AsyncpgQueueBase(Queue):
         self._sql = QueueSQL.for_tables(jobs_table, stats_table)
         self._channel = channel_name(f"saq:{name}")
         self._done_channel = channel_name(f"saq-done:{name}")
+
         self._connected = False
         self._listener: NotificationListener | None = None
         # Dequeue state: callers waiting, the local buffer of jobs fetched for them, one fetch at a time.
@@ -184,7 +193,7 @@ class AsyncpgQueueBase(Queue):
                 min_size=self.min_size,
                 max_size=self.max_size,
                 timeout=self._connect_timeout,
-                **self._pool_options,
+                **{"reset": keep_session, **self._pool_options},
             )
         except CONNECTION_ERRORS as exc:
             raise BrokerUnavailableError(self._connection_failure(exc)) from None
@@ -245,7 +254,8 @@ class AsyncpgQueueBase(Queue):
             )
         if not rows:
             return None
-        logger.info("Enqueuing %s", job.info(logger.isEnabledFor(logging.DEBUG)))
+        if logger.isEnabledFor(logging.INFO):
+            logger.info("Enqueuing %s", job.info(logger.isEnabledFor(logging.DEBUG)))
         return job
 
     # -- reads -----------------------------------------------------------------------------------

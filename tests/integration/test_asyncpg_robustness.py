@@ -248,3 +248,27 @@ async def test_a_small_pool_never_deadlocks(asyncpg_queues: MakeQueue) -> None:
             assert job is not None
             await job.refresh(until_complete=15)
             assert job.status == Status.COMPLETE
+
+
+async def test_a_waiting_client_is_woken_by_the_finish_not_by_polling(asyncpg_queues: MakeQueue) -> None:
+    client, worker_queue = await asyncpg_queues(), await asyncpg_queues()
+    job = await client.enqueue("echo", a=3)
+    assert job is not None
+    seen: list[Status] = []
+
+    def finished(_job_id: str, status: Status) -> bool:
+        seen.append(status)
+        return status == Status.COMPLETE
+
+    # The poll interval is far longer than the timeout: only the finish's notification can end the wait.
+    waiting = asyncio.create_task(client.listen([job.key], finished, timeout=10, poll_interval=60))
+    await wait_until(lambda: _has_seen(seen))
+    async with running_worker(worker_queue, [echo]):
+        started = time.monotonic()
+        await asyncio.wait_for(waiting, 10)
+    assert seen[-1] == Status.COMPLETE
+    assert time.monotonic() - started < 5
+
+
+async def _has_seen(seen: list[Status]) -> bool:
+    return bool(seen)
