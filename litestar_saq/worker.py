@@ -134,9 +134,28 @@ class PluginWorker(Worker[Any]):
             # A broker read can outlive its cancellation by up to the client's socket timeout; those
             # reads end when the queue disconnects, and hold no job, so they are not waited for.
             await asyncio.wait(idle, timeout=0.5)
+            await self._requeue_unstarted_jobs()
         self.pool.shutdown(wait=True, cancel_futures=True)
         for hook in _as_hooks(self.shutdown):
             await hook(self.context)
+
+    async def _requeue_unstarted_jobs(self) -> None:
+        """A slot cancelled between taking a job and starting it leaves the job active: put it back."""
+        requeue = getattr(self.queue, "requeue_unstarted_jobs_of_worker", None)
+        if requeue is None:
+            return  # the queue recovers such jobs itself (memory, PostgreSQL) or through its sweep
+        try:
+            requeued = await requeue(self.id)
+        except Exception:
+            logger.exception("queue %r: could not requeue jobs taken but not started", self.queue.name)
+            return
+        if requeued:
+            logger.info(
+                "queue %r: requeued %d job(s) taken but not started: %s",
+                self.queue.name,
+                len(requeued),
+                requeued,
+            )
 
 
 def build_worker(
