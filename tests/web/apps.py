@@ -72,7 +72,7 @@ async def purge(backend: str, queue_name: str) -> None:
     if backend == "redis":
         client: Redis = Redis.from_url(REDIS_URL)
         try:
-            keys = [key async for key in client.scan_iter(match=f"saq:*{queue_name}*")]
+            keys = [key async for key in client.scan_iter(match=f"saq:*{queue_name}*", count=1000)]
             if keys:
                 await client.delete(*keys)
         finally:
