@@ -18,7 +18,6 @@ from litestar.config.csrf import CSRFConfig
 
 from tests.web.apps import TOKEN, cookie_guard, make_app, purge
 
-pytest.importorskip("playwright.async_api", reason="the browser tests need the 'playwright' package")
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from tests.web.conftest import Dashboard, serve_in_thread
@@ -26,8 +25,10 @@ from tests.web.conftest import Dashboard, serve_in_thread
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
+# The browser tests are part of the suite, not optional: scripts/test installs Debian's chromium.
+assert Path(CHROMIUM).exists(), f"no Chromium at {CHROMIUM}: apt-get install chromium (or set CHROMIUM)"
+
 pytestmark = [
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM}"),
     # One browser per module (it takes seconds to start), so the tests share the module's loop.
     pytest.mark.asyncio(loop_scope="module"),
 ]
