@@ -15,11 +15,9 @@ import httpx
 import pytest
 import pytest_asyncio
 from litestar.config.csrf import CSRFConfig
-
-from tests.web.apps import TOKEN, cookie_guard, make_app, purge
-
 from playwright.async_api import Browser, Page, async_playwright, expect
 
+from tests.web.apps import TOKEN, cookie_guard, make_app, purge
 from tests.web.conftest import Dashboard, serve_in_thread
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
