@@ -80,16 +80,23 @@ class _ChildSlot:
     restart_at: float | None = None
 
 
-def drain_timeout_for(queue_configs: Sequence[QueueConfig]) -> float | None:
-    """Seconds a child of these queues may take to drain before it is killed; ``None`` waits for ever."""
-    timeouts = []
-    for queue_config in queue_configs:
-        if queue_config.shutdown_grace_period_s is None:
-            return None  # the queue lets running jobs finish however long they take
-        timeouts.append(
-            queue_config.shutdown_grace_period_s + queue_config.cancellation_hard_deadline_s + DRAIN_MARGIN_S
-        )
-    return max(timeouts, default=DRAIN_MARGIN_S)
+def drain_timeout_for(queue_configs: Sequence[QueueConfig]) -> float:
+    """Seconds a child of these queues may take to drain before it is killed.
+
+    A worker gives running jobs ``shutdown_grace_period_s`` (``None`` counts as 0), then cancels them
+    and waits up to ``cancellation_hard_deadline_s`` plus 5 s; the margin covers shutdown hooks and
+    closing the brokers.
+    """
+    return max(
+        (
+            (queue_config.shutdown_grace_period_s or 0)
+            + queue_config.cancellation_hard_deadline_s
+            + 5
+            + DRAIN_MARGIN_S
+            for queue_config in queue_configs
+        ),
+        default=DRAIN_MARGIN_S,
+    )
 
 
 class Supervisor:
@@ -176,29 +183,29 @@ class Supervisor:
                 os.kill(slot.process.pid, signal.SIGTERM)
         deadline = None if self._drain_timeout_s is None else time.monotonic() + self._drain_timeout_s
         while True:
-            running = [slot for slot in self._slots if slot.process is not None and slot.process.is_alive()]
             for slot in self._slots:
                 if slot.process is not None and not slot.process.is_alive():
                     self._log_exit(slot, stopping=True)
                     slot.process = None
+            # Collected after reaping: a child that exits in between is waited for by its sentinel.
+            running = [(slot, slot.process) for slot in self._slots if slot.process is not None]
             if not running:
                 break
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
-                for slot in running:
-                    assert slot.process is not None
+                for slot, process in running:
                     logger.error(
                         "queue %r: worker process %s still running %.0f s after SIGTERM: killing it",
                         slot.queue_name,
-                        slot.process.pid,
+                        process.pid,
                         self._drain_timeout_s,
                     )
-                    slot.process.kill()
-                    slot.process.join()
+                    process.kill()
+                    process.join()
                     slot.process = None
                 self._close_wake_pipe()
                 return False
-            self._wait(remaining, [slot.process.sentinel for slot in running if slot.process is not None])
+            self._wait(remaining, [process.sentinel for _, process in running])
         self._close_wake_pipe()
         return True
 
@@ -359,7 +366,7 @@ class _Terminated(BaseException):
 
 @contextmanager
 def _sigterm_unwinds() -> Iterator[None]:
-    """Turn SIGTERM into an exception while the block runs, then re-deliver it.
+    """Turn SIGTERM into an exception while the block runs, and exit with status 143 after cleanup.
 
     By default SIGTERM ends the process on the spot, skipping the cleanup that stops the worker
     processes; uvicorn re-raises the SIGTERM it handled once the server has shut down.
@@ -381,9 +388,8 @@ def _sigterm_unwinds() -> Iterator[None]:
     try:
         yield
     except _Terminated:
-        signal.signal(signal.SIGTERM, previous)
-        signal.raise_signal(signal.SIGTERM)
-        # Only reached if the previous handler did not end the process.
+        # Exit as a shell reports death by SIGTERM (143), but through SystemExit, so that atexit
+        # handlers still run (the app's queued log handlers flush the last lines).
         raise SystemExit(128 + signal.SIGTERM) from None
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -23,6 +23,7 @@ def app_env(queue_name: str, redis_url: str) -> dict[str, str]:
         TEST_QUEUE=queue_name,
         REDIS_URL=redis_url,
         PYTHONUNBUFFERED="1",
+        PYTHONFAULTHANDLER="1",
         LITESTAR_QUIET_CONSOLE="1",
     )
     return env

@@ -41,9 +41,17 @@ class CliProcess:
         return [pid for pid in children_of(self.pid) if "spawn_main" in cmdline(pid)]
 
     async def wait_exit(self, timeout: float) -> int:
-        await wait_for(
-            lambda: self.popen.poll() is not None, timeout=timeout, what=f"process {self.pid} to exit"
-        )
+        try:
+            await wait_for(
+                lambda: self.popen.poll() is not None, timeout=timeout, what=f"process {self.pid} to exit"
+            )
+        except AssertionError as exc:
+            # PYTHONFAULTHANDLER=1 (see app_env) makes SIGABRT print every thread's stack to the log.
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGABRT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.popen.wait(timeout=2)
+            raise AssertionError(f"{exc}; its output:\n{self.log()}") from None
         return self.popen.returncode
 
 

@@ -54,7 +54,10 @@ async def test_litestar_run_starts_and_stops_the_worker_processes_once_per_serve
 
         children = children_of(server.pid)
         server.send(stop_signal)
-        await server.wait_exit(timeout=20)
+        returncode = await server.wait_exit(timeout=20)
+        if stop_signal == signal.SIGTERM:
+            # The status a shell reports for a process killed by SIGTERM, after the children stopped.
+            assert returncode == 143, server.log()
         assert "server stopped: stopping worker processes" in server.log()
         assert f"worker process {worker_pid} stopped with code 0" in server.log()
         await wait_for(lambda: not any(is_alive(pid) for pid in children), timeout=5, what="no child left")

@@ -70,11 +70,7 @@ async def test_second_sigint_while_draining_lets_the_running_job_finish(
     job = await redis_queue.enqueue("sleep_for", seconds=2, timeout=30)
     assert job is not None
 
-    async def job_is_active() -> bool:
-        await job.refresh()
-        return job.status == Status.ACTIVE
-
-    await wait_for(job_is_active, timeout=20, what="the job to start")
+    await wait_for(lambda: "sleep_for started" in process.log(), timeout=20, what="the job to start")
     process.send(signal.SIGINT)
     await wait_for(
         lambda: "stop requested again" not in process.log() and "stopping worker processes" in process.log(),
@@ -98,11 +94,7 @@ async def test_sigterm_after_the_grace_period_puts_the_running_job_back(
     job = await redis_queue.enqueue("sleep_for", seconds=30, timeout=60)
     assert job is not None
 
-    async def job_is_active() -> bool:
-        await job.refresh()
-        return job.status == Status.ACTIVE
-
-    await wait_for(job_is_active, timeout=20, what="the job to start")
+    await wait_for(lambda: "sleep_for started" in process.log(), timeout=20, what="the job to start")
     process.send(signal.SIGTERM)
     assert await process.wait_exit(timeout=15) == 0, process.log()
     await job.refresh()

@@ -32,6 +32,8 @@ async def report(ctx: dict[str, Any]) -> dict[str, Any]:
 
 
 async def sleep_for(ctx: dict[str, Any], *, seconds: float) -> str:
+    # Tests wait for this line: from here on the job is running its function.
+    logging.getLogger("tests.cli.apps").warning("sleep_for started in process %d", os.getpid())
     await asyncio.sleep(seconds)
     return "slept"
 
