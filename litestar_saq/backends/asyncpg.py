@@ -68,6 +68,7 @@ class AsyncpgQueue(AsyncpgQueueBase):
         for task in list(self._tasks):
             with contextlib.suppress(Exception):
                 await task
+        await self._starts.flush()
         await self._requeue_buffered()
         async with self._sweep_lock:
             await self._drop_sweep_lock()
@@ -86,7 +87,7 @@ class AsyncpgQueue(AsyncpgQueueBase):
         if not jobs:
             return
         for job in jobs:
-            self._fresh.pop(job.key, None)
+            self._starts.forget(job.key)
             job.status, job.started, job.touched = Status.QUEUED, 0, 0
         async with self.pool.acquire() as connection:
             await connection.execute(
@@ -192,11 +193,8 @@ class AsyncpgQueue(AsyncpgQueueBase):
                 job = self.deserialize(blob, Status.ACTIVE)
                 assert job is not None, key
                 job.started = job.touched = started
-                # Stored as the Worker will count it, so its update(status=ACTIVE) needs no write.
-                job.attempts += 1
                 blobs.append(self.serialize(job))
-                self._fresh[key] = job.to_dict()
-                job.attempts -= 1
+                self._starts.dequeued(job)
                 jobs.append(job)
             await connection.execute(self._sql.dequeue_mark, [job.key for job in jobs], blobs)
         for job in jobs:
@@ -205,24 +203,17 @@ class AsyncpgQueue(AsyncpgQueueBase):
 
     # -- writes ----------------------------------------------------------------------------------
 
-    def _is_unchanged_since_dequeue(self, job: Job) -> bool:
-        """Whether ``job`` differs from what dequeue stored only by the Worker's start-up fields."""
-        stored = self._fresh.pop(job.key, None)
-        if stored is None:
-            return False
-        current = job.to_dict()
-        volatile = ("started", "touched", "worker_id", "status")
-        same = {k: v for k, v in current.items() if k not in volatile} == {
-            k: v for k, v in stored.items() if k not in volatile
-        }
-        return same and abs(job.started - stored.get("started", 0)) < 1000
-
     async def _update(self, job: Job, status: Status | None = None, **kwargs: Any) -> None:
         expire_at = kwargs.pop("expire_at", NOT_GIVEN)
         connection: Executor | None = kwargs.pop("connection", None)
-        if status == Status.ACTIVE and expire_at is NOT_GIVEN and self._is_unchanged_since_dequeue(job):
+        if (
+            status == Status.ACTIVE
+            and expire_at is NOT_GIVEN
+            and connection is None
+            and self._starts.defer(job)
+        ):
             return
-        self._fresh.pop(job.key, None)
+        self._starts.forget(job.key)
         scheduled = int(job.scheduled)
         async with self._connection(connection) as conn:
             if status is None:
@@ -269,7 +260,7 @@ class AsyncpgQueue(AsyncpgQueueBase):
         error: str | None = None,
         connection: Executor | None = None,
     ) -> None:
-        self._fresh.pop(job.key, None)
+        self._starts.forget(job.key)
         async with self._connection(connection) as conn:
             if job.ttl < 0:
                 await conn.fetch(self._sql.delete, job.key, self.name, self._done_channel, self._channel)
@@ -301,6 +292,7 @@ class AsyncpgQueue(AsyncpgQueueBase):
 
     async def sweep(self, lock: int = 60, abort: float = 5.0) -> list[str]:
         """Delete expired jobs and stats and retry or abort stuck jobs, if this queue holds the sweep lock."""
+        await self._starts.flush()  # so this sweep sees every start this process knows of
         async with self._sweep_lock:
             connection = await self._take_sweep_lock()
             if connection is None:

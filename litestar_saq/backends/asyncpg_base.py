@@ -22,6 +22,7 @@ from saq.utils import now_seconds
 
 from litestar_saq.backends.asyncpg_listener import NotificationListener, channel_name
 from litestar_saq.backends.asyncpg_schema import Executor, QueueSQL, migrate
+from litestar_saq.backends.asyncpg_starts import DeferredStarts
 from litestar_saq.exceptions import BrokerUnavailableError, MissingExtraError
 
 try:
@@ -144,7 +145,7 @@ class AsyncpgQueueBase(Queue):
         self._fetch_again = False
         self._last_fetch = 0.0
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._fresh: dict[str, dict[str, Any]] = {}
+        self._starts = DeferredStarts(self._store_start, name)
         self._done_events: dict[str, set[asyncio.Event]] = {}
         # The sweep lock lives on its own connection, which is kept until disconnect.
         self._sweep_lock = asyncio.Lock()
@@ -181,6 +182,11 @@ class AsyncpgQueueBase(Queue):
         )
         await super().connect()
         self._connected = True
+
+    async def _store_start(self, job: Job) -> None:
+        """Store a running job's start fields (attempts, worker id); see :class:`DeferredStarts`."""
+        async with self._connection() as connection:
+            await connection.execute(self._sql.store_start, self.serialize(job), job.key, self.name)
 
     def _on_listening(self) -> None:
         """Called whenever the LISTEN connection is (re)established: notifications may have been missed."""

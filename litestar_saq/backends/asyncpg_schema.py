@@ -169,6 +169,7 @@ class QueueSQL:
     update_expire: str
     update_queued: str
     update_keep_status: str
+    store_start: str
     finish: str
     delete: str
     mark_waited: str
@@ -248,6 +249,9 @@ class QueueSQL:
                     RETURNING scheduled
                 )
                 SELECT pg_notify($5, 'saq:enqueue') FROM changed WHERE scheduled <= $6""",
+            # A held-back start write must not undo a finish, retry or abort stored meanwhile.
+            store_start=f"""
+                UPDATE {jobs} SET job = $1 WHERE key = $2 AND queue = $3 AND status = 'active'""",
             update_keep_status=f"UPDATE {jobs} SET job = $1, scheduled = $2 WHERE key = $3 AND queue = $4",
             # FOR UPDATE reads the latest expire_at, so a waiter's mark is never missed.
             finish=f"""

@@ -8,6 +8,7 @@ connected queue. Add a backend by adding an entry (and, if its data outlives the
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -127,8 +128,18 @@ def schema_url(database_url: str, pg_schema: str) -> str:
 
 
 @pytest.fixture
+def lock_keyspace() -> int:
+    """An advisory-lock keyspace of this test's own.
+
+    SAQ's psycopg queues keep the migration lock ``(keyspace, 0)`` while their pool lives, so tests
+    (ours or anyone's) that share keyspace 0 would wait on each other when they create fresh schemas.
+    """
+    return random.randint(1_000_000, 2_000_000_000)
+
+
+@pytest.fixture
 async def asyncpg_queues(
-    schema_url: str, queue_name: str
+    schema_url: str, queue_name: str, lock_keyspace: int
 ) -> AsyncIterator[Callable[..., Awaitable[AsyncpgQueue]]]:
     """Make connected ``AsyncpgQueue``s in this test's schema (default name: ``queue_name``)."""
     queues: list[AsyncpgQueue] = []
@@ -136,6 +147,7 @@ async def asyncpg_queues(
     async def make(**options: Any) -> AsyncpgQueue:
         options.setdefault("name", queue_name)
         options.setdefault("min_size", 1)
+        options.setdefault("saq_lock_keyspace", lock_keyspace)
         queue = AsyncpgQueue.from_url(schema_url, **options)
         await queue.connect()
         queues.append(queue)

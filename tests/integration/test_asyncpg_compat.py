@@ -29,7 +29,7 @@ async def echo(_ctx: Any, *, a: int) -> int:
 
 @pytest.fixture
 async def psycopg_queues(
-    database_url: str, pg_schema: str, queue_name: str
+    database_url: str, pg_schema: str, queue_name: str, lock_keyspace: int
 ) -> AsyncIterator[Callable[..., Awaitable[PostgresQueue]]]:
     """Make connected SAQ ``PostgresQueue``s (psycopg) in this test's schema."""
     separator = "&" if "?" in database_url else "?"
@@ -38,6 +38,7 @@ async def psycopg_queues(
 
     async def make(**options: Any) -> PostgresQueue:
         options.setdefault("name", queue_name)
+        options.setdefault("saq_lock_keyspace", lock_keyspace)
         queue = PostgresQueue.from_url(url, min_size=1, max_size=12, **options)
         await queue.connect()
         queues.append(queue)
@@ -73,7 +74,7 @@ async def schema_layout(database_url: str, schema: str) -> dict[str, Any]:
 
 
 async def test_tables_are_the_ones_saq_creates(
-    database_url: str, pg_schema: str, asyncpg_queues: MakeQueue, psycopg_queues: Any
+    database_url: str, pg_schema: str, lock_keyspace: int, asyncpg_queues: MakeQueue, psycopg_queues: Any
 ) -> None:
     await asyncpg_queues()
     ours = await schema_layout(database_url, pg_schema)
@@ -85,7 +86,10 @@ async def test_tables_are_the_ones_saq_creates(
     try:
         separator = "&" if "?" in database_url else "?"
         queue = PostgresQueue.from_url(
-            f"{database_url}{separator}options=-csearch_path%3D{reference_schema}", min_size=1, max_size=2
+            f"{database_url}{separator}options=-csearch_path%3D{reference_schema}",
+            min_size=1,
+            max_size=2,
+            saq_lock_keyspace=lock_keyspace + 1,
         )
         await queue.connect()
         await queue.disconnect()

@@ -1,0 +1,92 @@
+"""Deferred "job started" writes: a job that finishes quickly never pays for its own start.
+
+SAQ's Worker calls ``job.update(status=ACTIVE)`` right after ``dequeue`` to store ``started``,
+``attempts`` and ``worker_id``. Dequeue has already stored the job as active with ``started`` and
+``touched``, so that write only adds the attempt count and the worker id. It is held back for a short
+while (never longer than half the job's timeout or heartbeat): if the job finishes, retries or reports
+progress first, that write carries the same fields and the start write is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from saq.job import Job
+
+__all__ = ("DeferredStarts",)
+
+logger = logging.getLogger("litestar_saq.asyncpg")
+
+MAX_DELAY_S = 1.0
+"""The longest a start write waits; sweepers elsewhere see the dequeue's ``started`` meanwhile."""
+
+VOLATILE = ("started", "touched", "worker_id", "status", "attempts")
+
+
+class DeferredStarts:
+    """Remember jobs as dequeue stored them, and hold back the Worker's start write for each."""
+
+    def __init__(self, write: Callable[[Job], Awaitable[None]], queue_name: str) -> None:
+        self._write = write
+        self._queue_name = queue_name
+        self._dequeued: dict[str, dict[str, Any]] = {}
+        self._pending: dict[str, tuple[Job, asyncio.TimerHandle]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def dequeued(self, job: Job) -> None:
+        """Record ``job`` as dequeue stored it."""
+        self._dequeued[job.key] = job.to_dict()
+
+    def defer(self, job: Job) -> bool:
+        """Hold back the start write of ``job`` if it only adds the Worker's start fields."""
+        stored = self._dequeued.pop(job.key, None)
+        if stored is None:
+            return False
+        current = job.to_dict()
+        if {k: v for k, v in current.items() if k not in VOLATILE} != {
+            k: v for k, v in stored.items() if k not in VOLATILE
+        }:
+            return False
+        if current.get("attempts", 0) - stored.get("attempts", 0) not in (0, 1):
+            return False
+        if abs(job.started - stored.get("started", 0)) >= 1000:
+            return False
+        delay = min([MAX_DELAY_S, *(limit / 2 for limit in (job.timeout, job.heartbeat) if limit)])
+        handle = asyncio.get_running_loop().call_later(delay, self._flush_later, job.key)
+        self._pending[job.key] = (job, handle)
+        return True
+
+    def forget(self, key: str) -> None:
+        """Drop what is remembered for ``key``: a newer write for it is on its way."""
+        self._dequeued.pop(key, None)
+        pending = self._pending.pop(key, None)
+        if pending is not None:
+            pending[1].cancel()
+
+    async def flush(self) -> None:
+        """Write every held-back start now, and wait for writes already under way."""
+        pending, self._pending = self._pending, {}
+        for job, handle in pending.values():
+            handle.cancel()
+            await self._write(job)
+        for task in list(self._tasks):
+            with contextlib.suppress(Exception):
+                await task
+
+    def _flush_later(self, key: str) -> None:
+        pending = self._pending.pop(key, None)
+        if pending is None:
+            return
+        task = asyncio.create_task(self._write_logged(pending[0]))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _write_logged(self, job: Job) -> None:
+        try:
+            await self._write(job)
+        except Exception:
+            logger.exception("queue %r: could not store the start of job %s", self._queue_name, job.key)
