@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = (
     "RestartBackoff",
     "Supervisor",
+    "app_import_path",
     "drain_timeout_for",
     "supervise_in_background",
     "supervise_until_signalled",
@@ -326,8 +327,8 @@ def supervise_in_background(app: Litestar, plugin: SAQPlugin) -> Iterator[None]:
     """Run the worker processes of ``plugin``'s ``separate_process`` queues while the block runs.
 
     Used by ``litestar run`` (server lifespan): the server owns SIGINT/SIGTERM; when it stops, the
-    block ends and the children drain. The children load the app from ``LITESTAR_APP``, which the
-    Litestar CLI sets from ``--app`` or autodiscovery.
+    block ends and the children drain. The children load the app by the import path the Litestar CLI
+    resolved (``--app``, ``LITESTAR_APP`` or autodiscovery).
     """
     queue_configs = [
         queue_config for queue_config in plugin.config.queue_configs if queue_config.separate_process
@@ -335,7 +336,7 @@ def supervise_in_background(app: Litestar, plugin: SAQPlugin) -> Iterator[None]:
     if not queue_configs:
         yield
         return
-    app_path = os.environ.get("LITESTAR_APP")
+    app_path = app_import_path()
     if not app_path:
         raise SAQConfigError(
             "use_server_lifespan=True needs the app's import path to start worker processes; run the "
@@ -358,6 +359,17 @@ def supervise_in_background(app: Litestar, plugin: SAQPlugin) -> Iterator[None]:
             watcher.join()
             logger.info("server stopped: stopping worker processes %s", supervisor.pids)
             supervisor.stop_children()
+
+
+def app_import_path() -> str | None:
+    """The app's import path as the running CLI resolved it, else ``LITESTAR_APP``."""
+    import click
+
+    # The Litestar CLI keeps what it loaded (with the ``app_path`` it resolved) as the context object;
+    # LITESTAR_APP alone could name another app when --app overrides it.
+    ctx = click.get_current_context(silent=True)
+    app_path = getattr(ctx.find_root().obj, "app_path", None) if ctx is not None else None
+    return app_path if isinstance(app_path, str) and app_path else os.environ.get("LITESTAR_APP")
 
 
 class _Terminated(BaseException):

@@ -26,7 +26,13 @@ async def test_litestar_run_starts_and_stops_the_worker_processes_once_per_serve
     in_app_queue = RedisQueue.from_url(redis_url, name=f"{redis_queue.name}-in-app")
     await in_app_queue.connect()
     port = free_port()
-    env = {**app_env, "TEST_SERVER_LIFESPAN": "1", "TEST_QUEUE_IN_APP": in_app_queue.name}
+    env = {
+        **app_env,
+        "TEST_SERVER_LIFESPAN": "1",
+        "TEST_QUEUE_IN_APP": in_app_queue.name,
+        # --app wins over LITESTAR_APP, for the worker processes too.
+        "LITESTAR_APP": "tests.cli.apps.no_plugin:app",
+    }
     try:
         server = cli(["run", "--port", str(port)], env)
 
