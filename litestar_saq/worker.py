@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any, TypedDict
 
 from saq.worker import Worker
 
+from litestar_saq.backends.redis_recovery import new_worker_id
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine
 
@@ -196,8 +198,10 @@ def build_worker(
         shutdown=hooks["shutdown"] or None,
         before_process=hooks["before_process"],
         after_process=hooks["after_process"] or None,
-        # Stats every 5 s (SAQ: 10 s) so a dead worker's jobs are recovered sooner; see RedisQueue.sweep.
-        timers={"worker_info": 5, **(queue_config.timers or {})},
+        # Stats every 5 s and a sweep every 10 s (SAQ: 10 s and 60 s), so the jobs of a dead worker
+        # are recovered within seconds rather than minutes; see RedisQueue.sweep.
+        timers={"worker_info": 5, "sweep": 10, **(queue_config.timers or {})},
+        id=new_worker_id(),
         dequeue_timeout=queue_config.dequeue_timeout,
         burst=queue_config.burst,
         max_burst_jobs=queue_config.max_burst_jobs,

@@ -277,7 +277,8 @@ class RedisQueue(SAQRedisQueue):
     async def live_worker_ids(self) -> set[str]:
         """Ids of the workers whose stats have not expired."""
         keys = await self.redis.zrangebyscore(self._stats, now(), "inf")
-        return {_text(key).rsplit(":", 1)[-1] for key in keys}
+        prefix = self.namespace("worker_info:")
+        return {_text(key)[len(prefix) :] for key in keys}
 
     async def recover_jobs_of_worker(self, worker_id: str, error: str = "worker died") -> list[str]:
         """Retry (or fail, when out of retries) every job that ``worker_id`` was running.

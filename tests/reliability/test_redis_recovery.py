@@ -234,3 +234,18 @@ async def test_stopping_worker_puts_back_jobs_it_took_but_never_started(queue: R
     assert requeued.status == Status.QUEUED
     assert requeued.attempts == 0  # its one attempt is still ahead of it
     assert await queue.redis.lrange(queue._queued, 0, -1) == [job.id.encode()]
+
+
+def test_worker_ids_tell_a_sweep_on_the_same_host_that_the_worker_died() -> None:
+    import subprocess
+    import sys
+
+    from litestar_saq.backends.redis_recovery import new_worker_id, worker_died_on_this_host
+
+    assert not worker_died_on_this_host(new_worker_id())  # this very process
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    dead_id = new_worker_id().rsplit("-", 2)[0] + f"-{child.pid}-0123abcd"
+    assert worker_died_on_this_host(dead_id)
+    assert not worker_died_on_this_host(f"elsewhere.1-{child.pid}-0123abcd")  # other hosts: stats decide
+    assert not worker_died_on_this_host("5f0c-uuid-from-saq")
