@@ -124,7 +124,10 @@ class AsyncpgQueue(AsyncpgQueueBase):
                 arriving = False
                 wait = poll_every if deadline is None else min(poll_every, deadline - loop.time())
                 if wait <= 0:
-                    return None
+                    # A fetch still under way may have marked a job active for this caller: take it.
+                    async with self._fetch_lock:
+                        pass
+                    return None if self._job_queue.empty() else self._job_queue.get_nowait()
                 with contextlib.suppress(asyncio.TimeoutError):
                     return await asyncio.wait_for(self._job_queue.get(), wait)
         finally:

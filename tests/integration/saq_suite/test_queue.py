@@ -117,8 +117,11 @@ async def test_dequeue_fifo(queue: AsyncpgQueue) -> None:
     task = asyncio.create_task(dequeue(queue))
     assert await queue.count("queued") == 1
     assert await queue.count("incomplete") == 3
-    await asyncio.sleep(0.05)
-    assert await queue.count("active") == 3
+
+    async def third_active() -> bool:
+        return await queue.count("active") == 3
+
+    await wait_until(third_active)  # SAQ sleeps 0.05 s
     await task
     assert await queue.count("incomplete") == 3
     assert await queue.count("queued") == 0
@@ -284,9 +287,27 @@ async def test_map(queue: AsyncpgQueue, make_worker: Callable[..., Worker]) -> N
     results = await queue.map("error", [{}, {}], return_exceptions=True)
     assert all(isinstance(result, JobError) for result in results)
 
+    task.cancel()
+    await task
+
+    # map() with the key of a job still queued waits for that job. SAQ enqueues it with the worker
+    # running, which races the worker (a finished job's key may be enqueued again); here the worker
+    # starts only once map() has tried to enqueue.
     key = uuid1()
     await enqueue(queue, "echo", key=key, a=3)
-    assert await queue.map("echo", [{"a": 1, "key": key}]) == [3]
+    refused = asyncio.Event()
+    enqueue_job = queue._enqueue
+
+    async def spy(job: Job) -> Job | None:
+        result = await enqueue_job(job)
+        refused.set()
+        return result
+
+    with mock.patch.object(queue, "_enqueue", spy):
+        mapped = asyncio.create_task(queue.map("echo", [{"a": 1, "key": key}]))
+        await refused.wait()
+    task = asyncio.create_task(make_worker(FUNCTIONS).start())
+    assert await mapped == [3]
     task.cancel()
     await task
 
