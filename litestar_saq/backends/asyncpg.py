@@ -13,20 +13,15 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from saq.job import TERMINAL_STATUSES, Job, Status
+from saq.job import Job, Status
 from saq.utils import now, now_seconds
 
-from litestar_saq.backends.asyncpg_base import (
-    CONNECTION_ERRORS,
-    AsyncpgQueueBase,
-)
+from litestar_saq.backends.asyncpg_base import CONNECTION_ERRORS
+from litestar_saq.backends.asyncpg_waiting import AsyncpgWaitingQueue, is_terminal_status
 
 if TYPE_CHECKING:
-    from saq.types import ListenCallback
-
     from litestar_saq.backends.asyncpg_schema import Executor
 
 __all__ = ("AsyncpgQueue", "enqueue_in_session")
@@ -52,7 +47,7 @@ async def enqueue_in_session(
     return await queue.enqueue(job_or_func, connection=driver_connection, **kwargs)
 
 
-class AsyncpgQueue(AsyncpgQueueBase):
+class AsyncpgQueue(AsyncpgWaitingQueue):
     """A SAQ queue on asyncpg, table-compatible with SAQ's ``PostgresQueue``.
 
     See :class:`~litestar_saq.backends.asyncpg_base.AsyncpgQueueBase` for the options.
@@ -315,7 +310,7 @@ class AsyncpgQueue(AsyncpgQueueBase):
         if stuck:
             # Give the owning workers ``abort`` seconds to cancel their tasks, all jobs at once.
             with contextlib.suppress(asyncio.TimeoutError):
-                await self.listen([job.key for job in stuck], _is_terminal_status, abort, poll_interval=0.05)
+                await self.listen([job.key for job in stuck], is_terminal_status, abort, poll_interval=0.05)
         for job in stuck:
             with contextlib.suppress(RuntimeError):
                 await job.refresh()
@@ -361,62 +356,3 @@ class AsyncpgQueue(AsyncpgQueueBase):
                     "SELECT pg_advisory_unlock($1, hashtext($2))", self.saq_lock_keyspace, self.name
                 )
         await self.pool.release(connection)
-
-    # -- waiting for jobs ------------------------------------------------------------------------
-
-    async def listen(
-        self,
-        job_keys: Iterable[str],
-        callback: ListenCallback,
-        timeout: float | None = 10,
-        poll_interval: float = 0.5,
-    ) -> None:
-        """Call ``callback(job_id, status)`` as ``job_keys`` change until it returns truthy.
-
-        Finished jobs wake the wait at once through a notification; ``poll_interval`` is the safety
-        net for jobs finished by workers that send none (SAQ's own psycopg workers).
-        """
-        keys = list(job_keys)
-        changed = asyncio.Event()
-        for key in keys:
-            self._done_events.setdefault(key, set()).add(changed)
-        try:
-            if self._listener is not None:
-                await self._listener.subscribe(self._done_channel, self._on_done_notice)
-            await asyncio.wait_for(self._watch(keys, callback, changed, poll_interval), timeout or None)
-        finally:
-            for key in keys:
-                events = self._done_events.get(key)
-                if events is not None:
-                    events.discard(changed)
-                    if not events:
-                        del self._done_events[key]
-            if not self._done_events and self._listener is not None:
-                await self._listener.unsubscribe(self._done_channel)
-
-    async def _watch(
-        self, keys: list[str], callback: ListenCallback, changed: asyncio.Event, poll: float
-    ) -> None:
-        # Mark the jobs first, then read them: a finish after the mark notifies, one before it is read.
-        async with self._connection() as connection:
-            await connection.execute(self._sql.mark_waited, keys, self.name)
-        while True:
-            changed.clear()
-            for job in await self.jobs(keys):
-                if job is None:
-                    continue
-                stop = callback(job.id, job.status)
-                if asyncio.iscoroutine(stop):
-                    stop = await stop
-                if stop:
-                    return
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(changed.wait(), poll)
-
-    def _on_done_notice(self, payload: str) -> None:
-        for event in self._done_events.get(payload, ()):
-            event.set()
-
-
-def _is_terminal_status(_job_id: str, status: Status) -> bool:
-    return status in TERMINAL_STATUSES

@@ -274,3 +274,11 @@ async def test_a_waiting_client_is_woken_by_the_finish_not_by_polling(asyncpg_qu
 
 async def _has_seen(seen: list[Status]) -> bool:
     return bool(seen)
+
+
+async def test_apply_and_map_are_woken_by_the_finish_not_by_polling(asyncpg_queues: MakeQueue) -> None:
+    client, worker_queue = await asyncpg_queues(), await asyncpg_queues()
+    async with running_worker(worker_queue, [echo]):
+        # A poll interval longer than the timeout: only notifications can deliver the results in time.
+        assert await client.apply("echo", a=1, poll_interval=60, timeout=5) == 1
+        assert await client.map("echo", [{"a": 2}, {"a": 3}], poll_interval=60, timeout=5) == [2, 3]
