@@ -241,10 +241,11 @@ class QueueSQL:
             update_expire=f"""
                 UPDATE {jobs} SET job = $1, status = $2, scheduled = $3, expire_at = $6
                 WHERE key = $4 AND queue = $5""",
-            # A job put back to queued wakes listening workers at once when it is due.
+            # A job put back to queued wakes listening workers at once when it is due; a waiter's mark stays.
             update_queued=f"""
                 WITH changed AS (
-                    UPDATE {jobs} SET job = $1, status = 'queued', scheduled = $2, expire_at = NULL
+                    UPDATE {jobs} SET job = $1, status = 'queued', scheduled = $2,
+                        expire_at = CASE WHEN expire_at = {WAITED} THEN {WAITED} END
                     WHERE key = $3 AND queue = $4
                     RETURNING scheduled
                 )
