@@ -31,7 +31,8 @@ def free_port() -> int:
 class PrivateRedis:
     """A redis-server of this test's own, so restarting it disturbs no other test."""
 
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, extra_args: tuple[str, ...] = ()) -> None:
+        self.extra_args = list(extra_args)
         self.port = free_port()
         self.dir = tmp_path
         self.process: subprocess.Popen[bytes] | None = None
@@ -55,6 +56,7 @@ class PrivateRedis:
                 "no",
                 "--dir",
                 str(self.dir),
+                *self.extra_args,
             ],
             stdout=subprocess.DEVNULL,
         )
