@@ -1,10 +1,12 @@
 """``AsyncpgQueue``: a SAQ queue on asyncpg that shares its tables with SAQ's psycopg ``PostgresQueue``.
 
 Jobs, stats, schema version, advisory-lock keys and NOTIFY payloads match SAQ 0.26's ``PostgresQueue``, so
-psycopg and asyncpg workers can serve one queue. On top of that it dequeues in batches with one
-``FOR UPDATE SKIP LOCKED`` query, writes the worker's "active" update in that same transaction, wakes
-waiting clients with a per-job notification, survives its LISTEN backend being killed, and can enqueue
-inside the caller's transaction (``enqueue(..., connection=conn)`` or :func:`enqueue_in_session`).
+psycopg and asyncpg workers can serve one queue. On top of that it dequeues a batch per transaction
+(``FOR UPDATE SKIP LOCKED``, one job per group, ungrouped jobs never held back), holds back the Worker's
+start write until a short job has finished anyway, wakes waiting clients with a per-job notification,
+survives its LISTEN backend being killed, keeps the sweep lock on a connection of its own, requeues
+fetched-but-unstarted jobs on disconnect, and can enqueue inside the caller's transaction
+(``enqueue(..., connection=conn)`` or :func:`enqueue_in_session`).
 """
 
 from __future__ import annotations
