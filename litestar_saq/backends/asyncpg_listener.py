@@ -125,7 +125,12 @@ class NotificationListener:
             await self._release(connection)
 
     async def _release(self, connection: Any) -> None:
-        if not connection.is_closed():
+        try:
+            closed = connection.is_closed()
+        except Exception:
+            # asyncpg detaches a pool proxy whose connection died and releases it by itself.
+            return
+        if not closed:
             with contextlib.suppress(Exception):
                 for channel in list(self._handlers):
                     await connection.remove_listener(channel, self._dispatch)
