@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from saq.job import Job, Status
 from saq.utils import now, now_seconds
 
-from litestar_saq.backends.asyncpg_base import CONNECTION_ERRORS
+from litestar_saq.backends.asyncpg_base import CONNECTION_ERRORS, is_alive
 from litestar_saq.backends.asyncpg_waiting import AsyncpgWaitingQueue, is_terminal_status
 
 if TYPE_CHECKING:
@@ -325,7 +325,7 @@ class AsyncpgQueue(AsyncpgWaitingQueue):
     async def _take_sweep_lock(self) -> Any:
         """Return the connection holding this queue's sweep lock, taking it if free; else ``None``."""
         connection = self._lock_connection
-        if connection is not None and not connection.is_closed():
+        if connection is not None and is_alive(connection):
             return connection
         self._lock_connection = None
         connection = await self.pool.acquire()
@@ -350,11 +350,10 @@ class AsyncpgQueue(AsyncpgWaitingQueue):
 
     async def _drop_sweep_lock(self) -> None:
         connection, self._lock_connection = self._lock_connection, None
-        if connection is None:
-            return
-        if not connection.is_closed():
-            with contextlib.suppress(*CONNECTION_ERRORS):
-                await connection.execute(
-                    "SELECT pg_advisory_unlock($1, hashtext($2))", self.saq_lock_keyspace, self.name
-                )
+        if connection is None or not is_alive(connection):
+            return  # a dead connection took its lock along and asyncpg released it already
+        with contextlib.suppress(*CONNECTION_ERRORS):
+            await connection.execute(
+                "SELECT pg_advisory_unlock($1, hashtext($2))", self.saq_lock_keyspace, self.name
+            )
         await self.pool.release(connection)

@@ -35,7 +35,7 @@ except ImportError as exc:  # pragma: no cover - exercised by the missing-extra 
 if TYPE_CHECKING:
     from saq.types import CountKind, DumpType, LoadType, QueueInfo, WorkerInfo
 
-__all__ = ("CONNECTION_ERRORS", "AsyncpgQueueBase", "describe_target")
+__all__ = ("CONNECTION_ERRORS", "AsyncpgQueueBase", "describe_target", "is_alive")
 
 logger = logging.getLogger("litestar_saq.asyncpg")
 
@@ -55,6 +55,14 @@ def describe_target(url: str) -> str:
         port = 5432
     database = parts.path.lstrip("/") or parts.username or "postgres"
     return f"host {parts.hostname or 'localhost'!r}, port {port}, database {database!r}"
+
+
+def is_alive(connection: Any) -> bool:
+    """Whether a pooled connection is open (asyncpg detaches, and releases, one that died)."""
+    try:
+        return not connection.is_closed()
+    except asyncpg.InterfaceError:
+        return False
 
 
 async def keep_session(_connection: Any) -> None:
