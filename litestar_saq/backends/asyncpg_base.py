@@ -90,7 +90,8 @@ class AsyncpgQueueBase(Queue):
         dump: serialises a job dict to ``str`` or ``bytes`` (default ``json.dumps``).
         load: the inverse of ``dump``.
         min_size: the pool's minimum size.
-        max_size: the pool's maximum size: at least the worker's concurrency + 3.
+        max_size: the pool's maximum size. The listener and the sweep lock keep one connection each and
+            nothing holds two at once, so 3 works; the worker's concurrency + 3 never waits.
         saq_lock_keyspace: first key of SAQ's advisory locks (migrations, sweeping).
         priorities: the inclusive range of priorities this queue dequeues.
         swept_error_message: the error given to swept jobs.
