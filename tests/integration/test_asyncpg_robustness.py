@@ -17,6 +17,7 @@ from litestar.exceptions import MissingDependencyException
 from saq.job import Status
 
 from litestar_saq.backends.asyncpg import AsyncpgQueue
+from litestar_saq.backends.asyncpg_listener import channel_name
 from litestar_saq.backends.asyncpg_schema import MigrationLockTimeout
 from litestar_saq.exceptions import BrokerUnavailableError
 from tests.integration.conftest import running_worker, wait_until
@@ -282,3 +283,30 @@ async def test_apply_and_map_are_woken_by_the_finish_not_by_polling(asyncpg_queu
         # A poll interval longer than the timeout: only notifications can deliver the results in time.
         assert await client.apply("echo", a=1, poll_interval=60, timeout=5) == 1
         assert await client.map("echo", [{"a": 2}, {"a": 3}], poll_interval=60, timeout=5) == [2, 3]
+
+
+async def test_a_long_queue_name_still_wakes_waiters(
+    database_url: str, asyncpg_queues: MakeQueue, queue_name: str
+) -> None:
+    # Channels are cut to PostgreSQL's 63-byte identifiers, the same way NOTIFY and LISTEN cut them.
+    name = queue_name + "-" + "é" * 40
+    queue = await asyncpg_queues(name=name, fallback_poll_interval=60)
+    waiter = asyncio.create_task(queue.dequeue(timeout=10))
+
+    async def listening() -> bool:
+        return bool(await listener_pids(database_url, channel_name(f"saq:{name}")))
+
+    await wait_until(listening)
+    job = await queue.enqueue("echo", a=1)
+    started = time.monotonic()
+    assert await waiter == job
+    assert time.monotonic() - started < 2
+
+
+async def test_info_pages_through_incomplete_jobs(asyncpg_queues: MakeQueue) -> None:
+    queue = await asyncpg_queues()
+    keys = [(await queue.enqueue("echo", a=a, key=f"k{a}")).key for a in range(5)]  # type: ignore[union-attr]
+    first = await queue.info(jobs=True, offset=0, limit=3)
+    rest = await queue.info(jobs=True, offset=3, limit=3)
+    assert [job["key"] for job in first["jobs"] + rest["jobs"]] == keys
+    assert first["queued"] == 5
