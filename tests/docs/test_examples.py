@@ -80,7 +80,7 @@ def test_brokers() -> None:
     assert isinstance(built["local"], MemoryQueue)
     assert built["billing"].max_size == 20
     redis = Redis()
-    queue, owned = queue_from_config(brokers.queue_on_my_client(redis), config)
+    queue, _ = queue_from_config(brokers.queue_on_my_client(redis), config)
     assert isinstance(queue, RedisQueue) and queue.redis is redis
     assert queue.owns_client is False  # the plugin never closes your client
 
