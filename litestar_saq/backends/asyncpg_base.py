@@ -279,7 +279,7 @@ class AsyncpgQueueBase(Queue):
         """Return this queue's job ``job_key``, or ``None``."""
         async with self._connection() as connection:
             row = await connection.fetchrow(self._sql.job, job_key, self.name)
-        return self.deserialize(row[0], row[1]) if row else None
+        return self._starts.overlay(self.deserialize(row[0], row[1])) if row else None
 
     async def jobs(self, job_keys: Iterable[str]) -> list[Job | None]:
         """Return this queue's jobs for ``job_keys``, in order, with ``None`` for missing ones."""
@@ -287,7 +287,7 @@ class AsyncpgQueueBase(Queue):
         async with self._connection() as connection:
             rows = await connection.fetch(self._sql.jobs, keys, self.name)
         found = {row[0]: (row[1], row[2]) for row in rows}
-        return [self.deserialize(*found[key]) if key in found else None for key in keys]
+        return [self._starts.overlay(self.deserialize(*found[key])) if key in found else None for key in keys]
 
     async def iter_jobs(
         self,

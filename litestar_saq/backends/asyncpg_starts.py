@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from saq.job import Job
+from saq.job import Job, Status
 
 __all__ = ("DeferredStarts",)
 
@@ -59,6 +60,13 @@ class DeferredStarts:
         handle = asyncio.get_running_loop().call_later(delay, self._flush_later, job.key)
         self._pending[job.key] = (job, handle)
         return True
+
+    def overlay(self, stored: Job | None) -> Job | None:
+        """Return the held-back start of ``stored`` if there is one, so this process reads its own writes."""
+        if stored is None or stored.status != Status.ACTIVE:
+            return stored
+        pending = self._pending.get(stored.key)
+        return stored if pending is None else copy.copy(pending[0])
 
     def forget(self, key: str) -> None:
         """Drop what is remembered for ``key``: a newer write for it is on its way."""
