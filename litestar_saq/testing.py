@@ -58,7 +58,9 @@ def in_memory_queues(app: Litestar) -> Iterator[None]:
     config = _plugin(app).config
     original = list(config.queue_configs)
     config.queue_configs = [
-        dataclasses.replace(queue_config, dsn="memory://", broker_instance=None, separate_process=False)
+        dataclasses.replace(
+            queue_config, dsn="memory://", broker_instance=None, broker_options={}, separate_process=False
+        )
         for queue_config in original
     ]
     try:

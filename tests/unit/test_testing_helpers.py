@@ -21,7 +21,7 @@ def redis_app(**queue_options: Any) -> Litestar:
 
 
 async def test_in_memory_queues_swaps_brokers_and_restores_them() -> None:
-    app = redis_app(separate_process=True)
+    app = redis_app(separate_process=True, broker_options={"health_check_interval": 30})
     plugin = app.plugins.get(SAQPlugin)
     with in_memory_queues(app):
         assert [config.dsn for config in plugin.config.queue_configs] == ["memory://"]
