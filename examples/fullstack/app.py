@@ -1,62 +1,83 @@
-"""The litestar-saq example app.
+"""The litestar-saq example app: every feature, the way we recommend using it.
 
-Run it (workers included) with::
+Run it, workers included::
 
     litestar --app examples.fullstack.app:app run
 
-It uses the in-memory broker by default; set ``SAQ_DSN=redis://localhost:6379/0`` or
-``SAQ_DSN=postgresql://postgres@localhost/test`` to use Redis or PostgreSQL.
+It runs on the in-memory broker by default. ``SAQ_DSN=redis://127.0.0.1:6379/0`` or
+``SAQ_DSN=postgresql://postgres@127.0.0.1:5432/test`` switches to Redis or PostgreSQL; on PostgreSQL
+the signup stores the user and enqueues the welcome email in one transaction.
+
+- ``POST /signup`` stores a user and enqueues ``send_welcome_email``;
+- ``POST /reports`` enqueues ``build_report``, a ``monitored_job`` whose progress ``/reports/{key}``
+  shows live;
+- ``cleanup`` runs every five minutes (a cron job);
+- ``/saq/`` is the queue dashboard, behind a login (admin / admin, or ``DASHBOARD_PASSWORD``);
+- tasks reach the app's resources (the outbox, the user store) through ``ctx["state"]``.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 from typing import Any
 
-from litestar import Litestar, MediaType, get, post
+from litestar import Litestar, MediaType, Request, Response, get, post
+from litestar.connection import ASGIConnection
 from litestar.datastructures import State
-from litestar.exceptions import NotFoundException
-from litestar.params import FromPath, JSONBody
+from litestar.exceptions import NotAuthorizedException, NotFoundException
+from litestar.handlers.base import BaseRouteHandler
+from litestar.middleware.session.server_side import ServerSideSessionConfig
+from litestar.params import FromPath, JSONBody, URLEncodedBody
+from litestar.response import Redirect
 
-from examples.fullstack.services import Outbox
+from examples.fullstack import pages
+from examples.fullstack.services import MemoryUsers, Outbox, PostgresUsers
 from litestar_saq import CronJob, QueueConfig, SAQConfig, SAQPlugin, TaskQueues
+from litestar_saq.backends.asyncpg import AsyncpgQueue
 
 SAQ_DSN = os.environ.get("SAQ_DSN", "memory://")
-
-PAGE = """<!doctype html>
-<html><head><meta charset="utf-8"><title>litestar-saq example</title></head>
-<body>
-<h1>litestar-saq example</h1>
-<form onsubmit="signup(event)"><input id="email" placeholder="you@example.com" required>
-<button>Sign up</button></form>
-<pre id="out"></pre>
-<script>
-async function signup(event) {
-  event.preventDefault();
-  const response = await fetch("/signup", {method: "POST", headers: {"Content-Type": "application/json"},
-    body: JSON.stringify({email: document.getElementById("email").value})});
-  const {key} = await response.json();
-  for (let i = 0; i < 50; i++) {
-    const job = await (await fetch("/jobs/" + key)).json();
-    document.getElementById("out").textContent = JSON.stringify(job, null, 2);
-    if (["complete", "failed", "aborted"].includes(job.status)) break;
-    await new Promise(r => setTimeout(r, 200));
-  }
-}
-</script></body></html>"""
+DASHBOARD_PASSWORD = os.environ.get("DASHBOARD_PASSWORD", "admin")
 
 
 @get("/", media_type=MediaType.HTML)
 async def index() -> str:
-    return PAGE
+    return pages.HOME
 
 
 @post("/signup")
-async def signup(data: JSONBody[dict[str, str]], task_queues: TaskQueues) -> dict[str, Any]:
-    """Answer at once; the welcome email goes out in the background."""
-    job = await task_queues.get("default").enqueue("send_welcome_email", email=data["email"], timeout=30)
+async def signup(
+    data: JSONBody[dict[str, str]], task_queues: TaskQueues, state: State
+) -> Response[dict[str, Any]]:
+    """Store the user and enqueue the welcome email: both happen, or neither does."""
+    email = data["email"]
+    queue = task_queues.get("default")
+    users = state.users
+    if isinstance(users, PostgresUsers) and isinstance(queue, AsyncpgQueue):
+        async with users.pool.acquire() as connection, connection.transaction():
+            if not await users.add(email, connection):
+                return Response({"error": f"{email} is already signed up"}, status_code=409)
+            # On the caller's connection: the job exists only if this transaction commits.
+            job = await queue.enqueue("send_welcome_email", connection=connection, email=email, timeout=30)
+    else:
+        if not await users.add(email):
+            return Response({"error": f"{email} is already signed up"}, status_code=409)
+        job = await queue.enqueue("send_welcome_email", email=email, timeout=30)
     assert job is not None
-    return {"key": job.key, "status": job.status}
+    return Response({"key": job.key, "status": job.status}, status_code=201)
+
+
+@post("/reports")
+async def start_report(task_queues: TaskQueues) -> dict[str, Any]:
+    """Start a long report; ``heartbeat`` lets a dead worker's report be retried within seconds."""
+    job = await task_queues.get("default").enqueue("build_report", heartbeat=5, timeout=600, retries=2)
+    assert job is not None
+    return {"key": job.key}
+
+
+@get("/reports/{key:str}", media_type=MediaType.HTML)
+async def report_page(key: FromPath[str]) -> str:
+    return pages.REPORT
 
 
 @get("/jobs/{key:str}")
@@ -68,18 +89,59 @@ async def job_status(key: FromPath[str], task_queues: TaskQueues) -> dict[str, A
         "key": job.key,
         "function": job.function,
         "status": job.status,
+        "progress": job.progress,
         "result": job.result,
         "error": job.error,
     }
 
 
 @get("/outbox")
-async def outbox(state: State) -> list[dict[str, str]]:
+async def outbox(state: State) -> list[dict[str, Any]]:
     return list(state.outbox.sent)
 
 
-def provide_outbox(app: Litestar) -> None:
+@get("/login", media_type=MediaType.HTML)
+async def login_page() -> str:
+    return pages.LOGIN
+
+
+@post("/login")
+async def login(data: URLEncodedBody[dict[str, str]], request: Request[Any, Any, Any]) -> Redirect:
+    if data.get("username") == "admin" and secrets.compare_digest(
+        data.get("password", ""), DASHBOARD_PASSWORD
+    ):
+        request.set_session({"user": "admin"})
+        return Redirect("/saq/")
+    return Redirect("/login")
+
+
+def requires_login(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Guard for the dashboard: only a logged-in admin sees the queues."""
+    if connection.session.get("user") != "admin":
+        raise NotAuthorizedException("log in at /login to see the dashboard")
+
+
+async def open_resources(app: Litestar) -> None:
+    """Put the app's resources in ``app.state``, where handlers and tasks find them.
+
+    Users live in PostgreSQL when the queue does (so one transaction covers user and job), else in
+    memory.
+    """
     app.state.outbox = Outbox()
+    queue_config = app.plugins.get(SAQPlugin).config.get_queue_config("default")
+    if queue_config.scheme in ("postgres", "postgresql", "postgresql+asyncpg"):
+        import asyncpg
+
+        dsn = str(queue_config.dsn).replace("postgresql+asyncpg://", "postgresql://")
+        app.state.users = PostgresUsers(await asyncpg.create_pool(dsn, min_size=1, max_size=5))
+        await app.state.users.create_table()
+    else:
+        app.state.users = MemoryUsers()
+
+
+async def close_resources(app: Litestar) -> None:
+    if isinstance(app.state.users, PostgresUsers):
+        await app.state.users.pool.close()
 
 
 def create_app(dsn: str = SAQ_DSN) -> Litestar:
@@ -90,16 +152,27 @@ def create_app(dsn: str = SAQ_DSN) -> Litestar:
                 QueueConfig(
                     name="default",
                     dsn=dsn,
-                    tasks=["examples.fullstack.tasks.send_welcome_email"],
+                    tasks=[
+                        "examples.fullstack.tasks.send_welcome_email",
+                        "examples.fullstack.tasks.build_report",
+                    ],
                     scheduled_tasks=[
                         CronJob(function="examples.fullstack.tasks.cleanup", cron="*/5 * * * *", timeout=60)
                     ],
                     separate_process=False,
                 )
-            ]
+            ],
+            web_enabled=True,
+            web_guards=[requires_login],
         )
     )
-    return Litestar([index, signup, job_status, outbox], plugins=[saq], on_startup=[provide_outbox])
+    return Litestar(
+        [index, signup, start_report, report_page, job_status, outbox, login_page, login],
+        plugins=[saq],
+        middleware=[ServerSideSessionConfig().middleware],
+        on_startup=[open_resources],
+        on_shutdown=[close_resources],
+    )
 
 
 app = create_app()
