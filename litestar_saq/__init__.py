@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from litestar_saq.config import CronJob, QueueConfig, SAQConfig
 from litestar_saq.exceptions import (
     BrokerUnavailableError,
@@ -14,6 +16,11 @@ from litestar_saq.monitoring import monitored_job
 from litestar_saq.plugin import SAQPlugin
 from litestar_saq.queues import TaskQueueRegistry, TaskQueues
 from litestar_saq.worker import TaskContext
+
+if TYPE_CHECKING:
+    from litestar_saq.backends.asyncpg import AsyncpgQueue
+    from litestar_saq.backends.memory import MemoryQueue
+    from litestar_saq.backends.redis import RedisQueue
 
 __all__ = (
     "BrokerUnavailableError",
@@ -31,3 +38,19 @@ __all__ = (
     "log_job_start",
     "monitored_job",
 )
+
+# Queue classes load on first use, so importing litestar_saq imports no broker client (asyncpg is an
+# optional extra). They are left out of __all__ so that a star import does not load them either.
+_LAZY = {
+    "AsyncpgQueue": "litestar_saq.backends.asyncpg",
+    "MemoryQueue": "litestar_saq.backends.memory",
+    "RedisQueue": "litestar_saq.backends.redis",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'litestar_saq' has no attribute {name!r}")
