@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any
 from saq.job import Job, Status
 from saq.utils import now, now_seconds
 
-from litestar_saq.backends.asyncpg_base import CONNECTION_ERRORS, is_alive
+from litestar_saq.backends.asyncpg_base import CONNECTION_ERRORS, DEQUEUED_BY, is_alive
 from litestar_saq.backends.asyncpg_waiting import AsyncpgWaitingQueue, is_terminal_status
+from litestar_saq.backends.redis_recovery import worker_died_on_this_host
 
 if TYPE_CHECKING:
     from litestar_saq.backends.asyncpg_schema import Executor
@@ -193,6 +194,7 @@ class AsyncpgQueue(AsyncpgWaitingQueue):
                 job = self.deserialize(blob, Status.ACTIVE)
                 assert job is not None, key
                 job.started = job.touched = started
+                job.worker_id = self._dequeuer_id
                 blobs.append(self.serialize(job))
                 self._starts.dequeued(job)
                 jobs.append(job)
@@ -291,7 +293,11 @@ class AsyncpgQueue(AsyncpgWaitingQueue):
     # -- sweeping --------------------------------------------------------------------------------
 
     async def sweep(self, lock: int = 60, abort: float = 5.0) -> list[str]:
-        """Delete expired jobs and stats and retry or abort stuck jobs, if this queue holds the sweep lock."""
+        """Delete expired jobs and stats; retry or abort stuck jobs and jobs whose worker died.
+
+        Runs only in the queue that holds the sweep lock. A running job whose worker was a process of
+        this host that no longer exists is taken back at once; SAQ alone waits for its timeout.
+        """
         await self._starts.flush()  # so this sweep sees every start this process knows of
         async with self._sweep_lock:
             connection = await self._take_sweep_lock()
@@ -301,11 +307,21 @@ class AsyncpgQueue(AsyncpgWaitingQueue):
             await connection.execute(self._sql.sweep_jobs, self.name, now_ts)
             await connection.execute(self._sql.sweep_stats, now_ts)
             rows = await connection.fetch(self._sql.stuck_candidates, self.name)
-        stuck = [
-            job
-            for job in (self.deserialize(blob, status) for _key, blob, status in rows)
-            if job and job.stuck
-        ]
+        jobs = [job for job in (self.deserialize(blob, status) for _key, blob, status in rows) if job]
+        orphaned = [job for job in jobs if job.worker_id and worker_died_on_this_host(job.worker_id)]
+        stuck = [job for job in jobs if job.stuck and job not in orphaned]
+        for job in orphaned:
+            # Its worker is gone: nobody is left to cancel, so it goes straight back (or ends). If the
+            # process died before the Worker's start write, count the attempt the Worker had begun.
+            if job.worker_id and job.worker_id.endswith("-" + DEQUEUED_BY):
+                job.attempts += 1
+            logger.warning("queue %r: job %s lost its worker %s", self.name, job.key, job.worker_id)
+            error = f"{self.swept_error_message}: its worker {job.worker_id} died"
+            await (
+                self.retry(job, error=error)
+                if job.retryable
+                else self.finish(job, Status.ABORTED, error=error)
+            )
         for job in stuck:
             logger.info("Sweeping %s", job.info(logger.isEnabledFor(logging.DEBUG)))
             await self.abort(job, error=self.swept_error_message)
@@ -320,7 +336,7 @@ class AsyncpgQueue(AsyncpgWaitingQueue):
                 await self.retry(job, error=self.swept_error_message)
             else:
                 await self.finish(job, Status.ABORTED, error=self.swept_error_message)
-        return [job.key for job in stuck]
+        return [job.key for job in orphaned + stuck]
 
     async def _take_sweep_lock(self) -> Any:
         """Return the connection holding this queue's sweep lock, taking it if free; else ``None``."""

@@ -23,6 +23,7 @@ from saq.utils import now_seconds
 from litestar_saq.backends.asyncpg_listener import NotificationListener, channel_name
 from litestar_saq.backends.asyncpg_schema import Executor, QueueSQL, migrate
 from litestar_saq.backends.asyncpg_starts import DeferredStarts
+from litestar_saq.backends.redis_recovery import new_worker_id
 from litestar_saq.exceptions import BrokerUnavailableError, MissingExtraError
 
 try:
@@ -35,7 +36,14 @@ except ImportError as exc:  # pragma: no cover - exercised by the missing-extra 
 if TYPE_CHECKING:
     from saq.types import CountKind, DumpType, LoadType, QueueInfo, WorkerInfo
 
-__all__ = ("CONNECTION_ERRORS", "AsyncpgQueueBase", "describe_target", "is_alive")
+__all__ = (
+    "CONNECTION_ERRORS",
+    "DEQUEUED_BY",
+    "AsyncpgQueueBase",
+    "dequeuer_id",
+    "describe_target",
+    "is_alive",
+)
 
 logger = logging.getLogger("litestar_saq.asyncpg")
 
@@ -55,6 +63,14 @@ def describe_target(url: str) -> str:
         port = 5432
     database = parts.path.lstrip("/") or parts.username or "postgres"
     return f"host {parts.hostname or 'localhost'!r}, port {port}, database {database!r}"
+
+
+DEQUEUED_BY = "dequeued"
+
+
+def dequeuer_id() -> str:
+    """The ``worker_id`` dequeue stores until the Worker's own replaces it: this host and process."""
+    return new_worker_id().rsplit("-", 1)[0] + "-" + DEQUEUED_BY
 
 
 def is_alive(connection: Any) -> bool:
@@ -155,6 +171,9 @@ class AsyncpgQueueBase(Queue):
         self._last_fetch = 0.0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._starts = DeferredStarts(self._store_start, name)
+        # Stored with each job it dequeues until the Worker's own id replaces it, so a sweep can tell
+        # that a job's process died even before the Worker's start write (see DeferredStarts).
+        self._dequeuer_id = dequeuer_id()
         self._done_events: dict[str, set[asyncio.Event]] = {}
         # The sweep lock lives on its own connection, which is kept until disconnect.
         self._sweep_lock = asyncio.Lock()
@@ -186,6 +205,7 @@ class AsyncpgQueueBase(Queue):
             if isinstance(exc, CONNECTION_ERRORS) and self.url is not None:
                 raise BrokerUnavailableError(self._connection_failure(exc)) from None
             raise
+        self._dequeuer_id = dequeuer_id()  # this process's, should the queue have crossed a fork
         self._listener = NotificationListener(
             self.pool, queue_name=self.name, on_listening=self._on_listening
         )

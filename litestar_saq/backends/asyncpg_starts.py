@@ -3,7 +3,7 @@
 SAQ's Worker calls ``job.update(status=ACTIVE)`` right after ``dequeue`` to store ``started``,
 ``attempts`` and ``worker_id``. Dequeue has already stored the job as active with ``started`` and
 ``touched``, so that write only adds the attempt count and the worker id. It is held back for a short
-while (never longer than half the job's timeout or heartbeat): if the job finishes, retries or reports
+while (50 ms at most, less than half the job's timeout or heartbeat): if the job finishes, retries or reports
 progress first, that write carries the same fields and the start write is dropped.
 """
 
@@ -22,8 +22,9 @@ __all__ = ("DeferredStarts",)
 
 logger = logging.getLogger("litestar_saq.asyncpg")
 
-MAX_DELAY_S = 1.0
-"""The longest a start write waits; sweepers elsewhere see the dequeue's ``started`` meanwhile."""
+MAX_DELAY_S = 0.05
+"""The longest a start write waits. Meanwhile other processes see the dequeue's ``started`` but no
+``worker_id``, so a worker killed within this window leaves a job that only its timeout recovers."""
 
 VOLATILE = ("started", "touched", "worker_id", "status", "attempts")
 

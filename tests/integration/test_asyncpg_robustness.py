@@ -310,3 +310,31 @@ async def test_info_pages_through_incomplete_jobs(asyncpg_queues: MakeQueue) -> 
     rest = await queue.info(jobs=True, offset=3, limit=3)
     assert [job["key"] for job in first["jobs"] + rest["jobs"]] == keys
     assert first["queued"] == 5
+
+
+async def test_a_job_whose_worker_process_died_is_taken_back_at_once(asyncpg_queues: MakeQueue) -> None:
+    from litestar_saq.backends.redis_recovery import new_worker_id
+
+    queue = await asyncpg_queues()
+    dead_pid = 2**22 + 12345  # above Linux's pid_max default: no such process
+    host = new_worker_id().rsplit("-", 2)[0]
+    started = await queue.enqueue("echo", a=1, timeout=600, retries=2)
+    unstarted = await queue.enqueue("echo", a=2, timeout=600, retries=2)
+    assert started is not None and unstarted is not None
+    for expected, worker_id in (
+        (started, f"{host}-{dead_pid}-abcd1234"),
+        (unstarted, f"{host}-{dead_pid}-dequeued"),
+    ):
+        job = await queue.dequeue(timeout=5)
+        assert job is not None
+        job.worker_id = worker_id
+        if job == expected and job == started:
+            job.attempts += 1
+        await queue.update(job)  # as stored by a Worker, or by a dequeue whose process then died
+    assert set(await queue.sweep()) == {started.key, unstarted.key}  # long before the 600 s timeout
+    for job in (started, unstarted):
+        await job.refresh()
+        assert job.status == Status.QUEUED
+        assert job.error is not None and "died" in job.error
+        # The attempt the dead worker had begun counts, whether or not its start was stored.
+        assert job.attempts == 1
