@@ -321,16 +321,14 @@ async def test_a_job_whose_worker_process_died_is_taken_back_at_once(asyncpg_que
     started = await queue.enqueue("echo", a=1, timeout=600, retries=2)
     unstarted = await queue.enqueue("echo", a=2, timeout=600, retries=2)
     assert started is not None and unstarted is not None
-    for expected, worker_id in (
-        (started, f"{host}-{dead_pid}-abcd1234"),
-        (unstarted, f"{host}-{dead_pid}-dequeued"),
-    ):
+    for _ in range(2):
         job = await queue.dequeue(timeout=5)
         assert job is not None
-        job.worker_id = worker_id
-        if job == expected and job == started:
-            job.attempts += 1
-        await queue.update(job)  # as stored by a Worker, or by a dequeue whose process then died
+        if job == started:  # stored by its Worker, which then died
+            job.worker_id, job.attempts = f"{host}-{dead_pid}-abcd1234", job.attempts + 1
+        else:  # stored by dequeue, whose process died before the Worker's start write
+            job.worker_id = f"{host}-{dead_pid}-dequeued"
+        await queue.update(job)
     assert set(await queue.sweep()) == {started.key, unstarted.key}  # long before the 600 s timeout
     for job in (started, unstarted):
         await job.refresh()
