@@ -18,9 +18,9 @@ from litestar_saq.queues import TaskQueueRegistry, TaskQueues
 from litestar_saq.worker import TaskContext
 
 if TYPE_CHECKING:
-    from litestar_saq.backends.asyncpg import AsyncpgQueue
-    from litestar_saq.backends.memory import MemoryQueue
-    from litestar_saq.backends.redis import RedisQueue
+    from litestar_saq.backends.asyncpg import AsyncpgQueue as AsyncpgQueue
+    from litestar_saq.backends.memory import MemoryQueue as MemoryQueue
+    from litestar_saq.backends.redis import RedisQueue as RedisQueue
 
 __all__ = (
     "BrokerUnavailableError",

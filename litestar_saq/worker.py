@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 
 from saq.worker import Worker
 
-from litestar_saq.backends.redis_recovery import new_worker_id
+from litestar_saq.liveness import new_worker_id
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine

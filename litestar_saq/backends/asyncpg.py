@@ -22,7 +22,7 @@ from saq.utils import now, now_seconds
 
 from litestar_saq.backends.asyncpg_base import CONNECTION_ERRORS, DEQUEUED_BY, is_alive
 from litestar_saq.backends.asyncpg_waiting import AsyncpgWaitingQueue, is_terminal_status
-from litestar_saq.backends.redis_recovery import worker_died_on_this_host
+from litestar_saq.liveness import worker_died_on_this_host
 
 if TYPE_CHECKING:
     from litestar_saq.backends.asyncpg_schema import Executor

@@ -23,8 +23,8 @@ from saq.utils import now_seconds
 from litestar_saq.backends.asyncpg_listener import NotificationListener, channel_name
 from litestar_saq.backends.asyncpg_schema import Executor, QueueSQL, migrate
 from litestar_saq.backends.asyncpg_starts import DeferredStarts
-from litestar_saq.backends.redis_recovery import new_worker_id
 from litestar_saq.exceptions import BrokerUnavailableError, MissingExtraError
+from litestar_saq.liveness import new_worker_id
 
 try:
     import asyncpg  # type: ignore[import-untyped]

@@ -313,7 +313,7 @@ async def test_info_pages_through_incomplete_jobs(asyncpg_queues: MakeQueue) -> 
 
 
 async def test_a_job_whose_worker_process_died_is_taken_back_at_once(asyncpg_queues: MakeQueue) -> None:
-    from litestar_saq.backends.redis_recovery import new_worker_id
+    from litestar_saq.liveness import new_worker_id
 
     queue = await asyncpg_queues()
     dead_pid = 2**22 + 12345  # above Linux's pid_max default: no such process

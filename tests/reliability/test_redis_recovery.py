@@ -240,7 +240,7 @@ def test_worker_ids_tell_a_sweep_on_the_same_host_that_the_worker_died() -> None
     import subprocess
     import sys
 
-    from litestar_saq.backends.redis_recovery import new_worker_id, worker_died_on_this_host
+    from litestar_saq.liveness import new_worker_id, worker_died_on_this_host
 
     assert not worker_died_on_this_host(new_worker_id())  # this very process
     child = subprocess.Popen([sys.executable, "-c", "pass"])
