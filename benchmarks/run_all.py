@@ -198,7 +198,11 @@ def chart(bars: list[tuple[str, float, str]], path: Path, subtitle: str) -> None
         labels = [label for label, _ in rows][::-1]
         values = [value for _, value in rows][::-1]
         good = [(v >= 1) if kind == "higher" else (v <= 1) for v in values]
-        colors = ["#2e7d32" if g else "#c62828" for g in good]
+        # R3 is the cost of an enqueue inside a request, not ours vs someone else's: no good/bad colour
+        colors = [
+            "#1565c0" if label.startswith("R3") else ("#2e7d32" if g else "#c62828")
+            for label, g in zip(labels, good, strict=True)
+        ]
         axis.barh(labels, values, color=colors)
         axis.axvline(1.0, color="black", linewidth=1, linestyle="--")
         for y, value in enumerate(values):
