@@ -58,8 +58,24 @@ if os.environ.get("BENCH_QUEUE"):
     app = _build_app()
 
 
-async def _measure(setup: str, jobs: int, processes: int, concurrency: int) -> tuple[float, float]:
-    """Return (jobs per second, seconds from SIGTERM to exit) for one round of ``setup``."""
+def _tree_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) used so far by ``pid`` and its children (Linux /proc)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            text = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = text[text.rindex(")") + 2 :].split()
+        if int(entry.name) == pid or int(fields[1]) == pid:
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+async def _measure(setup: str, jobs: int, processes: int, concurrency: int) -> tuple[float, float, float]:
+    """Return (jobs per second, worker CPU µs per job, seconds from SIGTERM to exit) for one round."""
     from litestar_saq.backends.redis import RedisQueue
 
     queue_name = f"bench-processes-{uuid.uuid4().hex[:8]}"
@@ -96,6 +112,7 @@ async def _measure(setup: str, jobs: int, processes: int, concurrency: int) -> t
                 raise RuntimeError(f"{setup}: workers did not register within 30 s")
             await asyncio.sleep(0.05)
 
+        cpu_before = _tree_cpu_seconds(cli.pid)
         due = time.time() + SCHEDULE_AHEAD_S
         for start in range(0, jobs, 200):
             await asyncio.gather(
@@ -110,6 +127,8 @@ async def _measure(setup: str, jobs: int, processes: int, concurrency: int) -> t
         while await queue.redis.zcard(queue.namespace("incomplete")) > 0:
             await asyncio.sleep(0.005)
         drain_rate = jobs / (time.monotonic() - started)
+        # Includes the idle seconds before the jobs were due (a few ms of upkeep).
+        cpu_per_job_us = (_tree_cpu_seconds(cli.pid) - cpu_before) / jobs * 1e6
 
         sigterm_at = time.monotonic()
         cli.send_signal(signal.SIGTERM)
@@ -117,7 +136,7 @@ async def _measure(setup: str, jobs: int, processes: int, concurrency: int) -> t
         exit_s = time.monotonic() - sigterm_at
         if cli.returncode != 0:
             raise RuntimeError(f"{setup}: exit code {cli.returncode} after SIGTERM")
-        return drain_rate, exit_s
+        return drain_rate, cpu_per_job_us, exit_s
     finally:
         if cli.poll() is None:
             cli.kill()
@@ -130,25 +149,25 @@ async def _measure(setup: str, jobs: int, processes: int, concurrency: int) -> t
 
 async def _main(jobs: int, processes: int, concurrency: int, rounds: int) -> None:
     setups = ["in-process", "processes"]
-    results: dict[str, list[tuple[float, float]]] = {setup: [] for setup in setups}
+    results: dict[str, list[tuple[float, float, float]]] = {setup: [] for setup in setups}
     for round_index in range(rounds):
         for setup in setups if round_index % 2 == 0 else reversed(setups):
             results[setup].append(await _measure(setup, jobs, processes, concurrency))
     print(f"{jobs} no-op jobs, concurrency {concurrency} per worker, {rounds} rounds, Redis {REDIS_URL}")
-    print("| setup | drain jobs/s (median) | all rounds | SIGTERM to exit, idle (median s) |")
-    print("| --- | --- | --- | --- |")
+    print("| setup | drain jobs/s (median) | all rounds | worker CPU µs/job | SIGTERM to exit, idle s |")
+    print("| --- | --- | --- | --- | --- |")
+    medians: dict[str, float] = {}
     for setup in setups:
-        rates = [rate for rate, _ in results[setup]]
-        exits = [exit_s for _, exit_s in results[setup]]
+        rates = [rate for rate, _, _ in results[setup]]
+        medians[setup] = statistics.median(rates)
+        cpu = statistics.median(cpu_us for _, cpu_us, _ in results[setup])
+        exits = statistics.median(exit_s for _, _, exit_s in results[setup])
         label = f"workers run --process --workers {processes}" if setup == "processes" else "workers run"
         print(
-            f"| {label} | {statistics.median(rates):,.0f} | {', '.join(f'{rate:,.0f}' for rate in rates)} "
-            f"| {statistics.median(exits):.2f} |"
+            f"| {label} | {medians[setup]:,.0f} | {', '.join(f'{rate:,.0f}' for rate in rates)} "
+            f"| {cpu:,.0f} | {exits:.2f} |"
         )
-    ratio = statistics.median(r for r, _ in results["processes"]) / statistics.median(
-        r for r, _ in results["in-process"]
-    )
-    print(f"processes / in-process drain ratio: {ratio:.2f}")
+    print(f"processes / in-process drain ratio: {medians['processes'] / medians['in-process']:.2f}")
 
 
 def main() -> None:
