@@ -78,6 +78,13 @@ class PluginWorker(Worker[Any]):
     async def process(self) -> bool:
         try:
             return await super().process()
+        except Exception:
+            # SAQ lets a broker error escape when it cannot record a job's outcome (e.g. Redis is
+            # restarting); the job stays active and the sweep recovers it. Log it, pause briefly so
+            # an outage does not spin, and keep this slot alive.
+            logger.exception("queue %r: a worker slot failed talking to the broker", self.queue.name)
+            await asyncio.sleep(0.5)
+            return False
         finally:
             self._running_a_job.discard(asyncio.current_task())
 

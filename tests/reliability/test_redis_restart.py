@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import shutil
 import socket
@@ -100,6 +101,8 @@ async def test_worker_survives_redis_restart(private_redis: PrivateRedis, busy: 
     config = QueueConfig(name="restart", dsn=private_redis.url, tasks=[echo], concurrency=4)
     worker = build_worker(config, queue, Litestar(logging_config=None))
     running = asyncio.create_task(worker.start())
+    unhandled: list[dict[str, Any]] = []
+    asyncio.get_running_loop().set_exception_handler(lambda _loop, context: unhandled.append(context))
     try:
         before = await queue.enqueue("echo", value=1)
         assert before is not None
@@ -121,6 +124,8 @@ async def test_worker_survives_redis_restart(private_redis: PrivateRedis, busy: 
         assert cpu_during_outage < 0.5, (
             f"workers spun during the outage: {cpu_during_outage:.2f} s CPU in 2 s"
         )
+        gc.collect()  # unretrieved task exceptions are reported when the task is collected
+        assert [context.get("message") for context in unhandled] == []
     finally:
         await worker.stop()
         await running
