@@ -50,6 +50,14 @@ logger = logging.getLogger("litestar_saq.asyncpg")
 ENQUEUE = "saq:enqueue"
 NOT_GIVEN: Any = object()
 CONNECTION_ERRORS = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+# Errors that mean "the database is not there", as opposed to an error in what was asked of it.
+BROKER_DOWN_ERRORS = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+)
 QueueT = TypeVar("QueueT", bound="AsyncpgQueueBase")
 _caller_connection: ContextVar[Executor | None] = ContextVar("saq_asyncpg_connection", default=None)
 
@@ -264,13 +272,25 @@ class AsyncpgQueueBase(Queue):
         """Enqueue a job; pass ``connection=`` (an asyncpg connection) to write it in your transaction."""
         connection = kwargs.get("connection")
         if connection is None or not _is_asyncpg_connection(connection):
-            return await super().enqueue(job_or_func, **kwargs)
+            return await self._enqueue_on_pool(job_or_func, **kwargs)
         del kwargs["connection"]
         token = _caller_connection.set(connection)
         try:
             return await super().enqueue(job_or_func, **kwargs)
         finally:
             _caller_connection.reset(token)
+
+    async def _enqueue_on_pool(self, job_or_func: str | Job, **kwargs: Any) -> Job | None:
+        """Enqueue on a pooled connection, failing within ``connect_timeout`` if PostgreSQL is gone."""
+        try:
+            return await asyncio.wait_for(super().enqueue(job_or_func, **kwargs), self._connect_timeout)
+        except BROKER_DOWN_ERRORS as exc:
+            function = job_or_func if isinstance(job_or_func, str) else job_or_func.function
+            target = describe_target(self.url) if self.url is not None else "the given pool"
+            raise BrokerUnavailableError(
+                f"queue {self.name!r}: could not enqueue {function!r}: PostgreSQL at {target} did not "
+                f"answer ({type(exc).__name__}). The job was not enqueued; retry later or check the database."
+            ) from exc
 
     async def _enqueue(self, job: Job) -> Job | None:
         group_key = None if job.group_key is None else str(job.group_key)
