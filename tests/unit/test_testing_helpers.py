@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
@@ -91,4 +90,3 @@ async def test_saq_in_memory_fixture(saq_in_memory: Any) -> None:
         job = await queue.enqueue("echo", value="ok")
         assert job is not None
         assert (await wait_for_job(queue, None, job.key)).result == "ok"
-    await asyncio.sleep(0)
