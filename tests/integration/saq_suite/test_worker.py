@@ -73,7 +73,7 @@ async def test_start(queue: AsyncpgQueue, worker: Worker, mock_logger: Any) -> N
     job = await enqueue(queue, "error")
     await status_becomes(job, Status.FAILED)
     assert job.error is not None and "oops" in job.error
-    job = await enqueue(queue, "sleeper")
+    job = await enqueue(queue, "sleeper", sleep=10)
     assert job.status == Status.QUEUED
     await status_becomes(job, Status.ACTIVE)
     await job_running(worker)
@@ -86,7 +86,7 @@ async def test_start(queue: AsyncpgQueue, worker: Worker, mock_logger: Any) -> N
     job = await enqueue(queue, "noop")
     await job.refresh(0)
     assert job.result == 1
-    job = await enqueue(queue, "sleeper")
+    job = await enqueue(queue, "sleeper", sleep=10)
     assert job.status == Status.QUEUED
     await status_becomes(job, Status.ACTIVE)
     await job_running(worker)
