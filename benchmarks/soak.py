@@ -3,7 +3,8 @@
     python benchmarks/soak.py --broker redis --minutes 10 [--rate 100] [--kill-every 20] [--restart-every 60]
     python benchmarks/soak.py --broker postgres --minutes 10 [--terminate-every 30]
 
-Workers run as ``litestar workers run --process --workers 2`` on ``benchmarks/soak_app.py``. Faults:
+Workers run as ``litestar workers run --process --workers 2`` on ``tests/reliability/apps/counting_app.py``
+(the app of the exactly-once CI test). Faults:
 SIGKILL of a random worker child (every ``--kill-every`` s), restart of the broker — a private
 redis-server with an append-only file, so a restart loses nothing (``--restart-every``) — or, for
 PostgreSQL, ``pg_terminate_backend`` on every connection of the workers (``--terminate-every``).
@@ -102,7 +103,7 @@ async def enqueue_loop(
     while time.monotonic() < deadline:
         key = uuid.uuid4().hex
         try:
-            job = await queue.enqueue("count_run", key=key, timeout=30, retries=5)  # type: ignore[attr-defined]
+            job = await queue.enqueue("record_run", key=key, timeout=30, retries=5)  # type: ignore[attr-defined]
             if job is not None:
                 enqueued.append(key)
         except Exception as exc:  # broker down during a fault: the caller sees the error, nothing is lost
@@ -178,10 +179,10 @@ async def main() -> None:
     await monitor.execute(f'CREATE TABLE "{runs_table}" (key TEXT, attempt INT, pid INT)')
     env = {
         **os.environ,
-        "SOAK_DSN": dsn,
-        "SOAK_QUEUE": queue_name,
-        "SOAK_RUNS_TABLE": runs_table,
-        "SOAK_RUNS_DSN": PG_DSN,
+        "COUNT_DSN": dsn,
+        "COUNT_QUEUE": queue_name,
+        "COUNT_TABLE": runs_table,
+        "DATABASE_URL": PG_DSN,
     }
     log_path = workdir / "workers.log"
     with log_path.open("wb") as log_file:
@@ -191,7 +192,7 @@ async def main() -> None:
                 "-m",
                 "litestar",
                 "--app",
-                "benchmarks.soak_app:app",
+                "tests.reliability.apps.counting_app:app",
                 "workers",
                 "run",
                 "--process",
