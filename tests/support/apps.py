@@ -11,7 +11,9 @@ from litestar_saq.testing import running_app
 __all__ = ("running_app", "wait_until")
 
 
-async def wait_until(condition: Any, *, timeout: float = 10.0, interval: float = 0.02) -> Any:
+async def wait_until(
+    condition: Any, *, timeout: float = 10.0, interval: float = 0.02, what: str = "the condition"
+) -> Any:
     """Poll ``condition`` (sync or async) until it returns something truthy; fail after ``timeout`` s."""
     deadline = time.monotonic() + timeout
     while True:
@@ -21,5 +23,5 @@ async def wait_until(condition: Any, *, timeout: float = 10.0, interval: float =
         if result:
             return result
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         await asyncio.sleep(interval)
