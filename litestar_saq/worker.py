@@ -67,6 +67,8 @@ class PluginWorker(Worker[Any]):
         self.grace_period_s: float = float(grace_period or 0)
         self.hard_deadline_s: float = float(hard_deadline)
         self._running_a_job: set[asyncio.Task[Any]] = set()
+        self._plain_dequeue = queue.dequeue
+        queue.dequeue = self._dequeue_and_mark  # type: ignore[method-assign]
         self._drain_lock = asyncio.Lock()
         self._drained = False
 
@@ -87,6 +89,18 @@ class PluginWorker(Worker[Any]):
             return False
         finally:
             self._running_a_job.discard(asyncio.current_task())
+
+    async def _dequeue_and_mark(self, *args: Any, **kwargs: Any) -> Any:
+        """The queue's ``dequeue``, marking the calling slot busy the moment it holds a job.
+
+        From then until the job's outcome is written, cancelling the slot could strand the job, so
+        a stopping worker gives it the grace period like any running job.
+        """
+        job = await self._plain_dequeue(*args, **kwargs)
+        task = asyncio.current_task()
+        if job is not None and task is not None:
+            self._running_a_job.add(task)
+        return job
 
     async def _mark_busy(self, ctx: Any) -> None:
         """First ``before_process`` hook: from here on this task runs a job and must not be cut short.
@@ -143,7 +157,9 @@ class PluginWorker(Worker[Any]):
             # A broker read can outlive its cancellation by up to the client's socket timeout; those
             # reads end when the queue disconnects, and hold no job, so they are not waited for.
             await asyncio.wait(idle, timeout=0.5)
-            await self._requeue_unstarted_jobs()
+        await self._requeue_unstarted_jobs()
+        if self.queue.dequeue == self._dequeue_and_mark:
+            self.queue.dequeue = self._plain_dequeue  # type: ignore[method-assign]
         self.pool.shutdown(wait=True, cancel_futures=True)
         for hook in _as_hooks(self.shutdown):
             await hook(self.context)
