@@ -9,9 +9,11 @@ from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
 import pytest
+from saq.job import Job
 
 from litestar_saq import BrokerUnavailableError
 from litestar_saq.backends.asyncpg import AsyncpgQueue
+from tests.support.poll import wait_until
 
 
 class CuttableProxy:
@@ -81,13 +83,11 @@ async def test_enqueue_while_postgres_is_down_fails_fast_naming_queue_and_host(
     assert "pw-not-shown" not in message
 
     await proxy.start()  # the database is back on the same address: enqueues work again
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            assert await queue.enqueue("task") is not None
-            break
-        except BrokerUnavailableError:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.1)
+
+    async def enqueue_when_back() -> Job | None:
+        with contextlib.suppress(BrokerUnavailableError):
+            return await queue.enqueue("task")
+        return None
+
+    await wait_until(enqueue_when_back, timeout=10, interval=0.1, what="an enqueue to work again")
     await queue.disconnect()

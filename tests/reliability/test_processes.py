@@ -19,7 +19,8 @@ import pytest
 from saq.job import Status
 
 from litestar_saq.queues import queue_from_dsn
-from tests.cli.procs import CliProcess, kill_session, start_cli, wait_for
+from tests.support.poll import wait_until
+from tests.support.procs import CliProcess, kill_session, start_cli
 
 APP = "tests.reliability.apps.counting_app:app"
 JOBS = 5000
@@ -85,7 +86,7 @@ async def test_5000_jobs_through_two_worker_processes_each_run_exactly_once(
     async def all_ran() -> bool:
         return await connection.fetchval(f'SELECT count(DISTINCT key) FROM "{table}"') >= JOBS
 
-    await wait_for(all_ran, timeout=120, what=f"{JOBS} jobs to run", interval=0.5)
+    await wait_until(all_ran, timeout=120, what=f"{JOBS} jobs to run", interval=0.5)
     process.send(signal.SIGTERM)
     assert await process.wait_exit(30) == 0, process.log()[-3000:]
     rows = await connection.fetch(f'SELECT key, count(*) AS runs FROM "{table}" GROUP BY key')
@@ -108,7 +109,7 @@ async def test_job_of_a_killed_worker_runs_again_soon(
     async def first_run_pid() -> Any:
         return await connection.fetchval(f'SELECT pid FROM "{table}" WHERE key = $1 AND attempt = 1', job.key)
 
-    victim = await wait_for(first_run_pid, timeout=30, what="the job to start")
+    victim = await wait_until(first_run_pid, timeout=30, what="the job to start")
     killed_at = time.monotonic()
     os.kill(victim, signal.SIGKILL)
 
@@ -117,7 +118,7 @@ async def test_job_of_a_killed_worker_runs_again_soon(
             f'SELECT pid, attempt FROM "{table}" WHERE key = $1 AND attempt = 2', job.key
         )
 
-    rerun = await wait_for(second_run, timeout=40, what="the job to run again")
+    rerun = await wait_until(second_run, timeout=40, what="the job to run again")
     recovery_s = time.monotonic() - killed_at
     assert rerun["pid"] != victim
     stored = await queue.job(job.key)

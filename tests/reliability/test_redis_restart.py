@@ -5,10 +5,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
-import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,62 +15,9 @@ from saq.job import Status
 
 from litestar_saq import QueueConfig
 from litestar_saq.backends.redis import RedisQueue
-from litestar_saq.worker import build_worker
-from tests.support.apps import wait_until
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class PrivateRedis:
-    """A redis-server of this test's own, so restarting it disturbs no other test."""
-
-    def __init__(self, tmp_path: Path, extra_args: tuple[str, ...] = ()) -> None:
-        self.extra_args = list(extra_args)
-        self.port = free_port()
-        self.dir = tmp_path
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-        self.process = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.dir),
-                *self.extra_args,
-            ],
-            stdout=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.02)
-        raise RuntimeError("private redis-server did not start")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-            self.process = None
+from litestar_saq.worker_group import build_worker
+from tests.support.poll import wait_until
+from tests.support.redis_server import PrivateRedis
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from litestar.params import FromQuery, JSONBody
 from redis.asyncio import Redis
 
 from litestar_saq import QueueConfig, SAQConfig, SAQPlugin, TaskQueues
-from tests.conftest import DATABASE_URL, REDIS_URL
+from tests.support.brokers import DATABASE_URL, REDIS_URL
 from tests.web import tasks
 
 BACKEND_DSNS = {"memory": "memory://", "redis": REDIS_URL, "asyncpg": DATABASE_URL}

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,6 +14,7 @@ import uvicorn
 from litestar import Litestar
 
 from litestar_saq.testing import running_app
+from tests.support.poll import wait_until, wait_until_sync
 from tests.web.apps import make_app, purge
 
 
@@ -45,14 +44,16 @@ class Dashboard:
         return dict(response.json())
 
     async def wait_for_status(self, key: str, *statuses: str, timeout: float = 10.0) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            job = await self.job(key)
-            if job["status"] in statuses:
-                return job
-            if time.monotonic() > deadline:
-                raise AssertionError(f"job {key!r} is {job} after {timeout} s, expected {statuses}")
-            await asyncio.sleep(0.02)
+        last: dict[str, Any] = {}
+
+        async def reached() -> dict[str, Any] | None:
+            last.update(job=await self.job(key))
+            return last["job"] if last["job"]["status"] in statuses else None
+
+        result: dict[str, Any] = await wait_until(
+            reached, timeout=timeout, what=lambda: f"job {key!r} to be {statuses} (it is {last.get('job')})"
+        )
+        return result
 
 
 @pytest.fixture
@@ -90,11 +91,14 @@ def serve_in_thread(app: Litestar, *, timeout: float = 15.0) -> Iterator[str]:
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="dashboard-test-server", daemon=True)
     thread.start()
-    deadline = time.monotonic() + timeout
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.01)
+    wait_until_sync(
+        lambda: server.started or not thread.is_alive(),
+        timeout=timeout,
+        interval=0.01,
+        what="the test server",
+    )
+    if not server.started:
+        raise RuntimeError("the test server did not start")
     port = server.servers[0].sockets[0].getsockname()[1]
     try:
         yield f"http://127.0.0.1:{port}"

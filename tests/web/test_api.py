@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.apps import wait_until
+from tests.support.poll import wait_until
 from tests.web.conftest import Dashboard
 
 pytestmark = pytest.mark.asyncio
