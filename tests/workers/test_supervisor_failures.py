@@ -28,7 +28,7 @@ StartCli = Callable[..., CliProcess]
         pytest.param(
             {"TEST_FAIL_IN_CHILD": "import"},
             r"worker process (\d+) for queue\(s\) {queue} cannot start: cannot import app module "
-            r"'tests\.cli\.apps\.workers_app': RuntimeError: this app refuses to import in a worker.*",
+            r"'tests\.workers\.apps\.workers_app': RuntimeError: this app refuses to import in a worker.*",
             id="import-error",
         ),
         pytest.param(
