@@ -1,6 +1,6 @@
 """Fixtures for the port of SAQ's own PostgresQueue tests to ``AsyncpgQueue``.
 
-Each test gets its own schema and queue name (``asyncpg_queues`` in the integration conftest), so the
+Each test gets its own schema and queue name (``asyncpg_queues`` in ``tests/conftest.py``), so the
 suite runs in parallel; ``create_queue`` makes more queues with the same name, as SAQ's helpers do.
 """
 

@@ -1,4 +1,4 @@
-"""An app for the CLI tests, configured by environment variables so every test has its own queues.
+"""An app for the worker and CLI tests, configured by environment variables so every test has its own queues.
 
 ``TEST_QUEUE`` names a ``separate_process`` queue; ``TEST_QUEUE_IN_APP`` (optional) a queue whose
 worker runs inside the app process. ``TEST_DSN`` overrides the broker, ``TEST_GRACE`` the grace period,
