@@ -95,7 +95,7 @@ def serve_in_thread(app: Litestar, *, timeout: float = 15.0) -> Iterator[str]:
         lambda: server.started or not thread.is_alive(),
         timeout=timeout,
         interval=0.01,
-        what="the test server",
+        what="the test server to start",
     )
     if not server.started:
         raise RuntimeError("the test server did not start")
