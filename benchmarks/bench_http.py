@@ -177,7 +177,7 @@ async def prepare_database(url: str) -> str:
 
 async def take_queued(dsn: str, queue_name: str) -> int:
     """Count the jobs the load left queued, then delete them (and the queue's other data)."""
-    from litestar_saq.queues import queue_from_dsn
+    from litestar_saq.brokers import queue_from_dsn
 
     queue: Any = queue_from_dsn(dsn, name=queue_name)
     await queue.connect()

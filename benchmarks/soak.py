@@ -164,7 +164,7 @@ async def main() -> None:
     parser.add_argument("--drain-timeout", type=float, default=120)
     args = parser.parse_args()
 
-    from litestar_saq.queues import queue_from_dsn
+    from litestar_saq.brokers import queue_from_dsn
 
     workdir = Path(tempfile.mkdtemp(prefix="soak-"))
     redis = PrivateRedis(workdir) if args.broker == "redis" else None

@@ -7,8 +7,9 @@ import contextlib
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from litestar_saq.brokers import queue_from_config
+from litestar_saq.dsn import describe_broker
 from litestar_saq.exceptions import BrokerUnavailableError
-from litestar_saq.queues import mask_dsn, queue_from_config
 
 if TYPE_CHECKING:
     from litestar_saq.config import QueueConfig, SAQConfig
@@ -49,11 +50,8 @@ class QueueStatus:
         return asdict(self)
 
 
-def broker_of(queue_config: QueueConfig) -> str:
-    """The queue's broker for display: its DSN with the password masked, or the instance's type."""
-    if queue_config.dsn is not None:
-        return mask_dsn(queue_config.dsn)
-    return f"broker_instance ({type(queue_config.broker_instance).__name__})"
+def _broker_of(queue_config: QueueConfig) -> str:
+    return describe_broker(queue_config.dsn if queue_config.dsn is not None else queue_config.broker_instance)
 
 
 async def collect_status(config: SAQConfig) -> tuple[list[QueueStatus], list[str]]:
@@ -72,12 +70,12 @@ async def collect_status(config: SAQConfig) -> tuple[list[QueueStatus], list[str
             errors.append(" ".join(str(result).split()))
         elif isinstance(result, asyncio.TimeoutError):
             errors.append(
-                f"queue {queue_config.name!r}: broker {broker_of(queue_config)} did not answer within "
+                f"queue {queue_config.name!r}: broker {_broker_of(queue_config)} did not answer within "
                 f"{STATUS_TIMEOUT_S:.0f} s"
             )
         elif isinstance(result, Exception):
             errors.append(
-                f"queue {queue_config.name!r}: cannot read status from {broker_of(queue_config)}: "
+                f"queue {queue_config.name!r}: cannot read status from {_broker_of(queue_config)}: "
                 f"{type(result).__name__}: {' '.join(str(result).split())}"
             )
         else:
@@ -98,7 +96,7 @@ async def _queue_status(queue_config: QueueConfig, config: SAQConfig) -> QueueSt
                 await queue.disconnect()
     status = QueueStatus(
         name=queue_config.name,
-        broker=broker_of(queue_config),
+        broker=_broker_of(queue_config),
         queued=int(info.get("queued") or 0),
         active=int(info.get("active") or 0),
         scheduled=int(info.get("scheduled") or 0),

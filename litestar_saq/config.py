@@ -16,8 +16,8 @@ from croniter import croniter
 from litestar.utils.predicates import is_async_callable
 
 from litestar_saq._imports import import_string
+from litestar_saq.dsn import SUPPORTED_SCHEMES, describe_broker, dsn_scheme
 from litestar_saq.exceptions import SAQConfigError
-from litestar_saq.queues import SUPPORTED_SCHEMES, dsn_scheme, mask_dsn
 
 if TYPE_CHECKING:
     from saq.job import CronJob as SAQCronJob
@@ -177,7 +177,7 @@ class QueueConfig:
             scheme = dsn_scheme(self.dsn)
             if scheme not in SUPPORTED_SCHEMES:
                 raise SAQConfigError(
-                    f"queue {self.name!r}: dsn={mask_dsn(self.dsn)!r} has unsupported scheme "
+                    f"queue {self.name!r}: dsn={describe_broker(self.dsn)!r} has unsupported scheme "
                     f"{scheme!r}; use one of: {', '.join(s + '://' for s in SUPPORTED_SCHEMES)}"
                 )
             if scheme == "memory" and self.separate_process:

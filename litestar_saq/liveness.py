@@ -10,7 +10,10 @@ import os
 import socket
 import uuid
 
-__all__ = ("new_worker_id", "worker_died_on_this_host")
+__all__ = ("DEQUEUED_BY", "dequeuer_id", "new_worker_id", "worker_died_on_this_host")
+
+DEQUEUED_BY = "dequeued"
+"""The end of a :func:`dequeuer_id`: the job was dequeued, and its Worker has not yet written its start."""
 
 
 def _this_host() -> str:
@@ -25,6 +28,11 @@ def _this_host() -> str:
 def new_worker_id() -> str:
     """A worker id that says where the worker runs, so a sweep on the same host can tell it died."""
     return f"{_this_host()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def dequeuer_id() -> str:
+    """The ``worker_id`` a dequeue stores until the Worker's own replaces it: this host and process."""
+    return new_worker_id().rsplit("-", 1)[0] + "-" + DEQUEUED_BY
 
 
 def worker_died_on_this_host(worker_id: str) -> bool:

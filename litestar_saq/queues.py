@@ -1,35 +1,18 @@
-"""Queues by name for handlers (``TaskQueues``) and queue objects built from DSNs."""
+"""The app's queues by name, for handlers: ``task_queues: TaskQueues``."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
 
 from litestar.di import NamedDependency
 
-from litestar_saq.exceptions import MissingExtraError, QueueNotFoundError, SAQConfigError
+from litestar_saq.exceptions import QueueNotFoundError
 
 if TYPE_CHECKING:
     from saq.queue import Queue
 
-    from litestar_saq.config import QueueConfig, SAQConfig
-
-__all__ = (
-    "SUPPORTED_SCHEMES",
-    "TaskQueueRegistry",
-    "TaskQueues",
-    "dsn_scheme",
-    "mask_dsn",
-    "queue_from_config",
-    "queue_from_dsn",
-)
-
-REDIS_SCHEMES = ("redis", "rediss", "unix")
-ASYNCPG_SCHEMES = ("postgres", "postgresql", "postgresql+asyncpg")
-PSYCOPG_SCHEMES = ("postgresql+psycopg",)
-MEMORY_SCHEMES = ("memory",)
-SUPPORTED_SCHEMES = REDIS_SCHEMES + ASYNCPG_SCHEMES + PSYCOPG_SCHEMES + MEMORY_SCHEMES
+__all__ = ("TaskQueueRegistry", "TaskQueues")
 
 
 class TaskQueueRegistry(Mapping[str, "Queue"]):
@@ -73,121 +56,3 @@ class TaskQueueRegistry(Mapping[str, "Queue"]):
 
 TaskQueues = NamedDependency[TaskQueueRegistry]
 """Annotation for handlers: ``async def handler(task_queues: TaskQueues)``."""
-
-
-def dsn_scheme(dsn: str) -> str:
-    """Return the lower-cased scheme of ``dsn`` (``"redis"`` for ``"redis://host"``)."""
-    return dsn.split("://", 1)[0].lower() if "://" in dsn else ""
-
-
-def mask_dsn(dsn: str) -> str:
-    """Return ``dsn`` with any password replaced by ``***``, fit for logs and error messages."""
-    try:
-        parts = urlsplit(dsn)
-    except ValueError:
-        return "<unparseable dsn>"
-    if parts.password is None:
-        return dsn
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    port = f":{parts.port}" if parts.port else ""
-    return urlunsplit((parts.scheme, f"{user}:***@{host}{port}", parts.path, parts.query, parts.fragment))
-
-
-def queue_from_dsn(dsn: str, *, name: str, **options: Any) -> Queue:
-    """Build the queue class that serves ``dsn``'s scheme; the queue owns its client and closes it.
-
-    Args:
-        dsn: ``redis://``, ``rediss://``, ``unix://``, ``postgresql://`` (asyncpg),
-            ``postgresql+psycopg://`` (SAQ's own queue) or ``memory://``.
-        name: the queue's name.
-        **options: passed to the queue class (``dump``, ``load``, broker options…).
-    """
-    scheme = dsn_scheme(dsn)
-    if scheme in REDIS_SCHEMES:
-        from litestar_saq.backends.redis import RedisQueue
-
-        return RedisQueue.from_url(dsn, name=name, **options)
-    if scheme in ASYNCPG_SCHEMES:
-        from litestar_saq.backends.asyncpg import AsyncpgQueue
-
-        asyncpg_dsn = dsn.replace("postgresql+asyncpg://", "postgresql://", 1)
-        return AsyncpgQueue.from_url(asyncpg_dsn, name=name, **options)
-    if scheme in PSYCOPG_SCHEMES:
-        return _psycopg_queue(dsn.replace("postgresql+psycopg://", "postgresql://", 1), name, options)
-    if scheme in MEMORY_SCHEMES:
-        from litestar_saq.backends.memory import MemoryQueue
-
-        options.pop("max_concurrent_ops", None)
-        return MemoryQueue(name=name, **options)
-    raise SAQConfigError(
-        f"queue {name!r}: dsn={mask_dsn(dsn)!r} has unsupported scheme {scheme!r}; use one of: "
-        + ", ".join(s + "://" for s in SUPPORTED_SCHEMES)
-    )
-
-
-def queue_from_config(queue_config: QueueConfig, config: SAQConfig) -> tuple[Queue, bool]:
-    """Build ``queue_config``'s queue; return it and whether the plugin owns (and must close) it."""
-    from saq.queue import Queue
-
-    serializers: dict[str, Any] = {}
-    if config.json_serializer is not None:
-        serializers["dump"] = config.json_serializer
-    if config.json_deserializer is not None:
-        serializers["load"] = config.json_deserializer
-    if queue_config.dsn is not None:
-        options = {**serializers, **queue_config.broker_options}
-        if dsn_scheme(queue_config.dsn) in REDIS_SCHEMES + MEMORY_SCHEMES:
-            options.setdefault("max_concurrent_ops", queue_config.max_concurrent_ops)
-        return queue_from_dsn(queue_config.dsn, name=queue_config.name, **options), True
-    instance = queue_config.broker_instance
-    if isinstance(instance, Queue):
-        if instance.name != queue_config.name:
-            raise SAQConfigError(
-                f"queue {queue_config.name!r}: broker_instance is a queue named {instance.name!r}; "
-                "give the QueueConfig the same name as the queue"
-            )
-        return instance, False
-    return _queue_around_client(instance, queue_config, serializers), True
-
-
-def _queue_around_client(client: Any, queue_config: QueueConfig, serializers: dict[str, Any]) -> Queue:
-    """Wrap a user's broker client in a queue that uses it but never closes it."""
-    from redis.asyncio import Redis
-
-    if isinstance(client, Redis):
-        from litestar_saq.backends.redis import RedisQueue
-
-        return RedisQueue(
-            client,
-            name=queue_config.name,
-            max_concurrent_ops=queue_config.max_concurrent_ops,
-            owns_client=False,
-            **serializers,
-        )
-    if type(client).__module__.startswith("asyncpg"):
-        from litestar_saq.backends.asyncpg import AsyncpgQueue
-
-        return AsyncpgQueue(pool=client, name=queue_config.name, **serializers)
-    raise SAQConfigError(
-        f"queue {queue_config.name!r}: broker_instance={type(client).__name__} is not supported; give a "
-        "redis.asyncio.Redis client, an asyncpg.Pool or a SAQ Queue"
-    )
-
-
-def _psycopg_queue(dsn: str, name: str, options: dict[str, Any]) -> Queue:
-    try:
-        import psycopg  # noqa: F401
-        import psycopg_pool  # noqa: F401
-    except ImportError:
-        raise MissingExtraError(
-            "psycopg",
-            install="psycopg[binary,pool]",
-            needed_for=f"queue {name!r} with a postgresql+psycopg:// dsn",
-        ) from None
-    from saq.queue.postgres import PostgresQueue
-
-    options.pop("max_concurrent_ops", None)
-    return PostgresQueue.from_url(dsn, name=name, **options)

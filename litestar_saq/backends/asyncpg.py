@@ -1,210 +1,288 @@
 """``AsyncpgQueue``: a SAQ queue on asyncpg that shares its tables with SAQ's psycopg ``PostgresQueue``.
 
 Jobs, stats, schema version, advisory-lock keys and NOTIFY payloads match SAQ 0.26's ``PostgresQueue``, so
-psycopg and asyncpg workers can serve one queue. On top of that it dequeues a batch per transaction
-(``FOR UPDATE SKIP LOCKED``, one job per group, ungrouped jobs never held back), holds back the Worker's
-start write until a short job has finished anyway, wakes waiting clients with a per-job notification,
-survives its LISTEN backend being killed, keeps the sweep lock on a connection of its own, requeues
-fetched-but-unstarted jobs on disconnect, and can enqueue inside the caller's transaction
-(``enqueue(..., connection=conn)`` or :func:`enqueue_in_session`).
+psycopg and asyncpg workers can serve one queue. What it does beyond SAQ lives in the ``asyncpg_*`` modules
+next to this one: batch dequeues (``fetcher``), held-back start writes (``starts``), per-job finish
+notifications (``finishes``), a LISTEN connection that survives its backend (``listener``), the sweep lock
+on its own connection (``sweep``) and enqueueing in the caller's transaction (``transactions``).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
+import functools
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from saq.job import Job, Status
+from saq.queue.base import Queue
 from saq.utils import now, now_seconds
 
-from litestar_saq.backends.asyncpg_base import CONNECTION_ERRORS, DEQUEUED_BY, is_alive
-from litestar_saq.backends.asyncpg_waiting import AsyncpgWaitingQueue, is_terminal_status
-from litestar_saq.liveness import worker_died_on_this_host
+from litestar_saq.backends import asyncpg_transactions as transactions
+from litestar_saq.backends.asyncpg_fetcher import JobFetcher
+from litestar_saq.backends.asyncpg_finishes import FinishNotices
+from litestar_saq.backends.asyncpg_listener import NotificationListener
+from litestar_saq.backends.asyncpg_pool import QueuePool, is_asyncpg_connection
+from litestar_saq.backends.asyncpg_rows import NOT_GIVEN, QueueRows
+from litestar_saq.backends.asyncpg_schema import Executor, QueueSQL, migrate
+from litestar_saq.backends.asyncpg_starts import DeferredStarts
+from litestar_saq.backends.asyncpg_sweep import SweepLock, take_back
+from litestar_saq.backends.waiting import map_jobs
 
 if TYPE_CHECKING:
-    from litestar_saq.backends.asyncpg_schema import Executor
+    from saq.types import CountKind, DumpType, ListenCallback, LoadType, QueueInfo, WorkerInfo
 
 __all__ = ("AsyncpgQueue", "enqueue_in_session")
 
+enqueue_in_session = transactions.enqueue_in_session
+
 logger = logging.getLogger("litestar_saq.asyncpg")
 
-ENQUEUE = "saq:enqueue"
-NOT_GIVEN: Any = object()
+QueueT = TypeVar("QueueT", bound="AsyncpgQueue")
 
 
-async def enqueue_in_session(
-    queue: AsyncpgQueue, session: Any, job_or_func: str | Job, **kwargs: Any
-) -> Job | None:
-    """Enqueue a job inside a SQLAlchemy ``AsyncSession``'s transaction (asyncpg driver only).
-
-    The job row and its NOTIFY commit or roll back with the session.
-    """
-    connection = await session.connection()
-    driver_connection = (await connection.get_raw_connection()).driver_connection
-    if not driver_connection.is_in_transaction():
-        # SQLAlchemy sends BEGIN lazily, with its first statement: send one so the job joins it.
-        await connection.exec_driver_sql("SELECT 1")
-    return await queue.enqueue(job_or_func, connection=driver_connection, **kwargs)
-
-
-class AsyncpgQueue(AsyncpgWaitingQueue):
+class AsyncpgQueue(Queue):
     """A SAQ queue on asyncpg, table-compatible with SAQ's ``PostgresQueue``.
 
-    See :class:`~litestar_saq.backends.asyncpg_base.AsyncpgQueueBase` for the options.
+    Args:
+        pool: an initialised ``asyncpg.Pool`` to use; it is never closed unless ``manage_pool_lifecycle``.
+        url: a ``postgresql://`` DSN; the pool is created in :meth:`connect` and closed in :meth:`disconnect`.
+        name: the queue's name.
+        versions_table: the table holding SAQ's schema version.
+        jobs_table: the jobs table.
+        stats_table: the worker stats table.
+        dump: serialises a job dict to ``str`` or ``bytes`` (default ``json.dumps``).
+        load: the inverse of ``dump``.
+        min_size: the pool's minimum size.
+        max_size: the pool's maximum size. The listener and the sweep lock keep one connection each and
+            nothing holds two at once, so 3 works; the worker's concurrency + 3 never waits.
+        saq_lock_keyspace: first key of SAQ's advisory locks (migrations, sweeping).
+        priorities: the inclusive range of priorities this queue dequeues.
+        swept_error_message: the error given to swept jobs.
+        manage_pool_lifecycle: whether connect/disconnect open and close the pool; default: only our own.
+        fallback_poll_interval: seconds between safety-net polls while waiting on notifications.
+        connect_timeout: seconds to wait for a connection.
+        migration_timeout: seconds to wait for another session's migration.
+        pool_options: more keyword arguments for ``asyncpg.create_pool`` (``server_settings``, ``ssl``...).
     """
+
+    @classmethod
+    def from_url(cls: type[QueueT], url: str, **kwargs: Any) -> QueueT:
+        """Create a queue that owns a pool for ``url``, created in :meth:`connect`."""
+        return cls(url=url, **kwargs)
+
+    def __init__(
+        self,
+        pool: Any = None,
+        url: str | None = None,
+        name: str = "default",
+        versions_table: str = "saq_versions",
+        jobs_table: str = "saq_jobs",
+        stats_table: str = "saq_stats",
+        dump: DumpType | None = None,
+        load: LoadType | None = None,
+        min_size: int = 4,
+        max_size: int = 20,
+        saq_lock_keyspace: int = 0,
+        priorities: tuple[int, int] = (0, 32767),
+        swept_error_message: str | None = None,
+        manage_pool_lifecycle: bool | None = None,
+        fallback_poll_interval: float = 1.0,
+        connect_timeout: float = 10.0,
+        migration_timeout: float = 30.0,
+        pool_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(name=name, dump=dump, load=load, swept_error_message=swept_error_message)
+        self._pool = QueuePool(
+            pool, url, name, manage_pool_lifecycle, (min_size, max_size), connect_timeout, pool_options or {}
+        )
+        self.url, self.min_size, self.max_size = url, min_size, max_size
+        self.versions_table, self.jobs_table, self.stats_table = versions_table, jobs_table, stats_table
+        self.saq_lock_keyspace = saq_lock_keyspace
+        self.fallback_poll_interval = fallback_poll_interval
+        self._priorities = priorities
+        self._migrate = functools.partial(
+            migrate,
+            versions_table=versions_table,
+            jobs_table=jobs_table,
+            stats_table=stats_table,
+            lock_keyspace=saq_lock_keyspace,
+            deadline_s=migration_timeout,
+        )
+        self._rows = QueueRows(QueueSQL.for_tables(jobs_table, stats_table), queue_name=name)
+        self._starts = DeferredStarts(self._store_start, name)
+        self._finishes = FinishNotices(self._rows.done_channel, self._mark_waited)
+        self._sweep_lock = SweepLock(keyspace=saq_lock_keyspace, queue_name=name)
+        # Made by connect() on the connected pool, dropped by disconnect().
+        self._listener: NotificationListener | None = None
+        self._fetcher: JobFetcher | None = None
+
+    @property
+    def pool(self) -> Any:
+        """The ``asyncpg.Pool`` in use: the one given, or the queue's own once connected (else ``None``)."""
+        return self._pool.pool
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    async def connect(self) -> None:
+        """Create the pool if this queue owns one, and migrate the tables to SAQ's schema version 3."""
+        if self._fetcher is not None:
+            return
+        pool = await self._pool.open(self._migrate)
+        fetcher = JobFetcher(
+            pool, self, self._rows, self._starts, self._priorities, self.fallback_poll_interval
+        )
+        # A (re)established LISTEN connection may have missed notifications: fetch then.
+        self._listener = NotificationListener(pool, queue_name=self.name, on_listening=fetcher.fetch_soon)
+        self._fetcher = fetcher
+        await super().connect()
 
     async def disconnect(self) -> None:
         """Requeue buffered jobs, drop the listener and sweep lock, and close the pool if it is ours."""
-        if not self._connected:
+        fetcher, self._fetcher = self._fetcher, None
+        if fetcher is None:
             return
-        self._connected = False
         if self._listener is not None:
             await self._listener.stop()
-        for task in list(self._tasks):
-            with contextlib.suppress(Exception):
-                await task
+        await fetcher.stop()
         await self._starts.flush()
-        await self._requeue_buffered()
-        async with self._sweep_lock:
-            await self._drop_sweep_lock()
-        if self._manage_pool:
-            try:
-                await asyncio.wait_for(self.pool.close(), 10)
-            except asyncio.TimeoutError:
-                self.pool.terminate()
-            if self.url is not None:
-                self.pool = None
+        await self._sweep_lock.release(self.pool)
+        await self._pool.close()
 
-    async def _requeue_buffered(self) -> None:
-        jobs: list[Job] = []
-        while not self._job_queue.empty():
-            jobs.append(self._job_queue.get_nowait())
-        if not jobs:
-            return
-        for job in jobs:
-            self._starts.forget(job.key)
-            job.status, job.started, job.touched = Status.QUEUED, 0, 0
-        async with self.pool.acquire() as connection:
-            await connection.execute(
-                self._sql.requeue,
-                [j.key for j in jobs],
-                [self.serialize(j) for j in jobs],
-                self.name,
-                self._channel,
-            )
-        logger.info("queue %r: requeued %d jobs fetched but never started", self.name, len(jobs))
+    def serialize(self, job: Job) -> bytes:
+        """Serialise ``job`` to the bytes stored in the ``job BYTEA`` column."""
+        serialized = super().serialize(job)
+        return serialized.encode() if isinstance(serialized, str) else serialized
+
+    # -- enqueue ---------------------------------------------------------------------------------
+    async def enqueue(self, job_or_func: str | Job, **kwargs: Any) -> Job | None:
+        """Enqueue a job; pass ``connection=`` (an asyncpg connection) to write it in your transaction."""
+        connection = kwargs.get("connection")
+        if connection is None or not is_asyncpg_connection(connection):
+            return await self._enqueue_on_pool(job_or_func, **kwargs)
+        del kwargs["connection"]
+        with transactions.on_caller_connection(connection):
+            return await super().enqueue(job_or_func, **kwargs)
+
+    async def _enqueue_on_pool(self, job_or_func: str | Job, **kwargs: Any) -> Job | None:
+        """Enqueue on a pooled connection, failing within ``connect_timeout`` if PostgreSQL is gone."""
+        function = job_or_func if isinstance(job_or_func, str) else job_or_func.function
+        return await self._pool.answer(
+            super().enqueue(job_or_func, **kwargs), f"could not enqueue {function!r}"
+        )
+
+    async def _enqueue(self, job: Job) -> Job | None:
+        async with self._pool.connection(transactions.caller_connection()) as connection:
+            if not await self._rows.insert(connection, job, self.serialize(job)):
+                return None
+        if logger.isEnabledFor(logging.INFO):
+            logger.info("Enqueuing %s", job.info(logger.isEnabledFor(logging.DEBUG)))
+        return job
+
+    # -- reads -----------------------------------------------------------------------------------
+    async def job(self, job_key: str) -> Job | None:
+        """Return this queue's job ``job_key``, or ``None``."""
+        async with self._pool.connection() as connection:
+            stored = await self._rows.job(connection, job_key)
+        return None if stored is None else self._starts.overlay(self.deserialize(*stored))
+
+    async def jobs(self, job_keys: Iterable[str]) -> list[Job | None]:
+        """Return this queue's jobs for ``job_keys``, in order, with ``None`` for missing ones."""
+        keys = list(job_keys)
+        async with self._pool.connection() as connection:
+            found = await self._rows.jobs(connection, keys)
+        return [self._starts.overlay(self.deserialize(*found[key])) if key in found else None for key in keys]
+
+    async def iter_jobs(
+        self, statuses: list[Status] | None = None, batch_size: int = 100
+    ) -> AsyncIterator[Job]:
+        """Yield this queue's jobs with the given statuses, in key order, one short query per batch."""
+        async for stored in self._rows.scan(self._pool.connection, statuses or list(Status), batch_size):
+            if job := self.deserialize(*stored):
+                yield job
+
+    async def count(self, kind: CountKind) -> int:
+        """Count this queue's ``queued`` (due), ``active`` or ``incomplete`` jobs."""
+        index = {"queued": 0, "active": 1, "incomplete": 2}.get(kind)
+        if index is None:
+            raise ValueError(f"Can't count unknown type {kind}")
+        async with self._pool.connection() as connection:
+            return (await self._rows.counts(connection))[index]
+
+    async def info(self, jobs: bool = False, offset: int = 0, limit: int = 10) -> QueueInfo:
+        """Return this queue's live workers, counts and, with ``jobs``, a page of incomplete jobs."""
+        async with self._pool.connection() as connection:
+            return await self._rows.info(connection, offset, limit if jobs else 0, self.deserialize)
+
+    async def write_worker_info(self, worker_id: str, info: WorkerInfo, ttl: int) -> None:
+        """Upsert a worker's stats row, expiring ``ttl`` seconds from the server's clock."""
+        async with self._pool.connection() as connection:
+            await self._rows.write_worker(connection, worker_id, info, ttl)
+
+    async def get_job_status(
+        self, key: str, for_update: bool = False, connection: Executor | None = None
+    ) -> Status | None:
+        """Return the stored status of this queue's job ``key``, or ``None`` if there is no such job."""
+        async with self._pool.connection(connection) as conn:
+            return await self._rows.status(conn, key, for_update=for_update)
+
+    # -- waiting for jobs ------------------------------------------------------------------------
+    async def listen(
+        self,
+        job_keys: Iterable[str],
+        callback: ListenCallback,
+        timeout: float | None = 10,
+        poll_interval: float = 0.5,
+    ) -> None:
+        """Call ``callback(job_id, status)`` as ``job_keys`` change until it returns truthy.
+
+        Finished jobs wake the wait at once; ``poll_interval`` is the safety net for jobs finished by
+        workers that send no notification (SAQ's own psycopg workers).
+        """
+        await self._finishes.listen(
+            self.jobs, list(job_keys), callback, self._listener, timeout, poll_interval
+        )
+
+    async def map(
+        self,
+        job_or_func: str | Job,
+        iter_kwargs: Sequence[dict[str, Any]],
+        timeout: float | None = None,
+        return_exceptions: bool = False,
+        poll_interval: float = 0.5,
+        **kwargs: Any,
+    ) -> list[Any]:
+        """Enqueue one job per item of ``iter_kwargs`` and return their results in order, as SAQ does.
+
+        Waits on the jobs' notifications; ``poll_interval`` is the safety-net poll.
+        """
+        watch = self._finishes.watcher(self._listener, poll_interval)
+        return await map_jobs(self, job_or_func, iter_kwargs, kwargs, timeout, return_exceptions, watch)
+
+    async def _mark_waited(self, keys: list[str]) -> None:
+        async with self._pool.connection() as connection:
+            await self._rows.mark_waited(connection, keys)
 
     # -- dequeue ---------------------------------------------------------------------------------
-
     async def dequeue(self, timeout: float = 0.0, poll_interval: float = 0.0) -> Job | None:
         """Return the next due job, marked active, or ``None`` after ``timeout`` seconds (0: forever).
 
         Without ``poll_interval`` the queue waits on LISTEN/NOTIFY, with a slow safety-net poll.
         """
-        if not self._connected:
+        fetcher = self._fetcher
+        if fetcher is None:
             raise RuntimeError(f"queue {self.name!r} is not connected; await queue.connect() first")
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout if timeout > 0 else None
-        poll_every = poll_interval if poll_interval > 0 else self.fallback_poll_interval
         if poll_interval <= 0 and self._listener is not None:
-            await self._listener.subscribe(self._channel, self._on_queue_notice)
-        self._waiting += 1
-        try:
-            arriving = True
-            while self._connected:
-                # Fetch on arrival, then about once per poll period between all waiters.
-                stale = loop.time() - self._last_fetch >= poll_every * 0.9
-                if self._job_queue.empty() and (arriving or stale):
-                    await self._fetch()
-                arriving = False
-                wait = poll_every if deadline is None else min(poll_every, deadline - loop.time())
-                if wait <= 0:
-                    # A fetch still under way may have marked a job active for this caller: take it.
-                    async with self._fetch_lock:
-                        pass
-                    return None if self._job_queue.empty() else self._job_queue.get_nowait()
-                with contextlib.suppress(asyncio.TimeoutError):
-                    return await asyncio.wait_for(self._job_queue.get(), wait)
-        finally:
-            self._waiting -= 1
-        return None
-
-    def _on_queue_notice(self, payload: str) -> None:
-        if payload == ENQUEUE and self._waiting > self._job_queue.qsize():
-            self._spawn_fetch()
-
-    def _on_listening(self) -> None:
-        self._spawn_fetch()
-
-    def _spawn_fetch(self) -> None:
-        if not self._connected:
-            return
-        if self._fetch_lock.locked():
-            self._fetch_again = True
-            return
-        task = asyncio.create_task(self._fetch())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+            await self._listener.subscribe(self._rows.channel, fetcher.on_notice)
+        return await fetcher.dequeue(timeout, poll_interval)
 
     async def schedule(self, lock: int = 1) -> list[str]:
         """Fetch jobs that became due for waiting callers (the Worker calls this every second)."""
-        await self._fetch()
+        if self._fetcher is not None:
+            await self._fetcher.fetch()
         return []
 
-    async def _fetch(self) -> None:
-        if self._fetch_lock.locked():
-            self._fetch_again = True
-            return
-        async with self._fetch_lock:
-            while self._connected:
-                self._fetch_again = False
-                wanted = self._waiting - self._job_queue.qsize()
-                if wanted <= 0:
-                    return
-                # Shielded: once rows are marked active they must reach the buffer, even if the
-                # waiting caller is cancelled meanwhile (disconnect requeues what nobody took).
-                task = asyncio.ensure_future(self._fetch_batch(wanted))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
-                got = await asyncio.shield(task)
-                self._last_fetch = asyncio.get_running_loop().time()
-                if got < wanted and not self._fetch_again:
-                    return
-
-    async def _fetch_batch(self, wanted: int) -> int:
-        """Mark up to ``wanted`` due jobs active in one transaction and buffer them; return how many."""
-        async with self.pool.acquire() as connection, connection.transaction():
-            rows = await connection.fetch(
-                self._sql.dequeue_select, self.name, int(now_seconds()), *self._priorities, wanted
-            )
-            if not rows:
-                return 0
-            started = now()
-            groups: set[str] = set()
-            jobs: list[Job] = []
-            blobs: list[bytes] = []
-            for key, blob, group_key in rows:
-                if group_key is not None:
-                    if group_key in groups:
-                        continue  # one job per group, so a group never runs two at once
-                    groups.add(group_key)
-                job = self.deserialize(blob, Status.ACTIVE)
-                assert job is not None, key
-                job.started = job.touched = started
-                job.worker_id = self._dequeuer_id
-                blobs.append(self.serialize(job))
-                self._starts.dequeued(job)
-                jobs.append(job)
-            await connection.execute(self._sql.dequeue_mark, [job.key for job in jobs], blobs)
-        for job in jobs:
-            self._job_queue.put_nowait(job)
-        return len(jobs)
-
     # -- writes ----------------------------------------------------------------------------------
-
     async def _update(self, job: Job, status: Status | None = None, **kwargs: Any) -> None:
         expire_at = kwargs.pop("expire_at", NOT_GIVEN)
         connection: Executor | None = kwargs.pop("connection", None)
@@ -216,37 +294,13 @@ class AsyncpgQueue(AsyncpgWaitingQueue):
         ):
             return
         self._starts.forget(job.key)
-        scheduled = int(job.scheduled)
-        async with self._connection(connection) as conn:
-            if status is None:
-                await conn.execute(
-                    self._sql.update_keep_status, self.serialize(job), scheduled, job.key, self.name
-                )
-            elif status == Status.QUEUED:
-                await conn.fetch(
-                    self._sql.update_queued,
-                    self.serialize(job),
-                    scheduled,
-                    job.key,
-                    self.name,
-                    self._channel,
-                    int(now_seconds()),
-                )
-            elif expire_at is NOT_GIVEN:
-                await conn.execute(
-                    self._sql.update, self.serialize(job), Status(status).value, scheduled, job.key, self.name
-                )
-            else:
-                expire = None if expire_at is None else int(expire_at)
-                await conn.execute(
-                    self._sql.update_expire,
-                    self.serialize(job),
-                    Status(status).value,
-                    scheduled,
-                    job.key,
-                    self.name,
-                    expire,
-                )
+        async with self._pool.connection(connection) as conn:
+            await self._rows.update(conn, job, self.serialize(job), status, expire_at)
+
+    async def _store_start(self, job: Job) -> None:
+        """Store a running job's start fields (attempts, worker id); see :class:`DeferredStarts`."""
+        async with self._pool.connection() as connection:
+            await self._rows.store_start(connection, job.key, self.serialize(job))
 
     async def _retry(self, job: Job, error: str | None) -> None:
         delay = job.next_retry_delay()
@@ -254,44 +308,27 @@ class AsyncpgQueue(AsyncpgWaitingQueue):
         await self.update(job, status=Status.QUEUED, scheduled=int(scheduled), expire_at=None)
 
     async def _finish(
-        self,
-        job: Job,
-        status: Status,
-        *,
-        result: Any = None,
-        error: str | None = None,
-        connection: Executor | None = None,
+        self, job: Job, status: Status, *, connection: Executor | None = None, **_: Any
     ) -> None:
         self._starts.forget(job.key)
-        async with self._connection(connection) as conn:
+        async with self._pool.connection(connection) as conn:
             if job.ttl < 0:
-                await conn.fetch(self._sql.delete, job.key, self.name, self._done_channel, self._channel)
+                await self._rows.delete(conn, job.key)
                 return
             job.touched = now()
             expire_at = int(now_seconds() + job.ttl) if job.ttl > 0 else None
-            await conn.fetch(
-                self._sql.finish,
-                self.serialize(job),
-                Status(status).value,
-                int(job.scheduled),
-                job.key,
-                self.name,
-                expire_at,
-                self._done_channel,
-                self._channel,
-            )
+            await self._rows.finish(conn, job, self.serialize(job), status, expire_at)
 
     async def abort(self, job: Job, error: str, ttl: float = 5) -> None:
         """Abort ``job``: a queued job ends as aborted at once, a running one becomes aborting."""
-        async with self._connection() as connection, connection.transaction():
-            status = await self.get_job_status(job.key, for_update=True, connection=connection)
+        async with self._pool.connection() as connection, connection.transaction():
+            status = await self._rows.status(connection, job.key, for_update=True)
             if status is None or status == Status.QUEUED:
                 await self.finish(job, Status.ABORTED, error=error, connection=connection)
             else:
                 await self.update(job, status=Status.ABORTING, error=error, connection=connection)
 
     # -- sweeping --------------------------------------------------------------------------------
-
     async def sweep(self, lock: int = 60, abort: float = 5.0) -> list[str]:
         """Delete expired jobs and stats; retry or abort stuck jobs and jobs whose worker died.
 
@@ -299,77 +336,10 @@ class AsyncpgQueue(AsyncpgWaitingQueue):
         this host that no longer exists is taken back at once; SAQ alone waits for its timeout.
         """
         await self._starts.flush()  # so this sweep sees every start this process knows of
-        async with self._sweep_lock:
-            connection = await self._take_sweep_lock()
+        async with self._sweep_lock.held(self.pool) as connection:
             if connection is None:
                 return []
-            now_ts = int(now_seconds())
-            await connection.execute(self._sql.sweep_jobs, self.name, now_ts)
-            await connection.execute(self._sql.sweep_stats, now_ts)
-            rows = await connection.fetch(self._sql.stuck_candidates, self.name)
-        jobs = [job for job in (self.deserialize(blob, status) for _key, blob, status in rows) if job]
-        orphaned = [job for job in jobs if job.worker_id and worker_died_on_this_host(job.worker_id)]
-        stuck = [job for job in jobs if job.stuck and job not in orphaned]
-        for job in orphaned:
-            # Its worker is gone: nobody is left to cancel, so it goes straight back (or ends). If the
-            # process died before the Worker's start write, count the attempt the Worker had begun.
-            if job.worker_id and job.worker_id.endswith("-" + DEQUEUED_BY):
-                job.attempts += 1
-            logger.warning("queue %r: job %s lost its worker %s", self.name, job.key, job.worker_id)
-            error = f"{self.swept_error_message}: its worker {job.worker_id} died"
-            await (
-                self.retry(job, error=error)
-                if job.retryable
-                else self.finish(job, Status.ABORTED, error=error)
-            )
-        for job in stuck:
-            logger.info("Sweeping %s", job.info(logger.isEnabledFor(logging.DEBUG)))
-            await self.abort(job, error=self.swept_error_message)
-        if stuck:
-            # Give the owning workers ``abort`` seconds to cancel their tasks, all jobs at once.
-            with contextlib.suppress(asyncio.TimeoutError):
-                await self.listen([job.key for job in stuck], is_terminal_status, abort, poll_interval=0.05)
-        for job in stuck:
-            with contextlib.suppress(RuntimeError):
-                await job.refresh()
-            if job.retryable:
-                await self.retry(job, error=self.swept_error_message)
-            else:
-                await self.finish(job, Status.ABORTED, error=self.swept_error_message)
-        return [job.key for job in orphaned + stuck]
-
-    async def _take_sweep_lock(self) -> Any:
-        """Return the connection holding this queue's sweep lock, taking it if free; else ``None``."""
-        connection = self._lock_connection
-        if connection is not None and is_alive(connection):
-            return connection
-        self._lock_connection = None
-        connection = await self.pool.acquire()
-        try:
-            locked = await connection.fetchval(
-                "SELECT pg_try_advisory_lock($1, hashtext($2))", self.saq_lock_keyspace, self.name
-            )
-        except BaseException:
-            await self.pool.release(connection)
-            raise
-        if not locked:
-            await self.pool.release(connection)
-            return None
-        connection.add_termination_listener(self._on_lock_connection_lost)
-        self._lock_connection = connection
-        return connection
-
-    def _on_lock_connection_lost(self, connection: Any) -> None:
-        if self._lock_connection is connection:
-            logger.warning("queue %r: the connection holding the sweep lock was closed", self.name)
-            self._lock_connection = None
-
-    async def _drop_sweep_lock(self) -> None:
-        connection, self._lock_connection = self._lock_connection, None
-        if connection is None or not is_alive(connection):
-            return  # a dead connection took its lock along and asyncpg released it already
-        with contextlib.suppress(*CONNECTION_ERRORS):
-            await connection.execute(
-                "SELECT pg_advisory_unlock($1, hashtext($2))", self.saq_lock_keyspace, self.name
-            )
-        await self.pool.release(connection)
+            running = await self._rows.sweep(connection)
+        return await take_back(
+            self, [job for job in (self.deserialize(*row) for row in running) if job], abort
+        )

@@ -8,10 +8,12 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ("NotificationListener", "channel_name")
+__all__ = ("ENQUEUE", "NotificationListener", "channel_name")
 
 logger = logging.getLogger("litestar_saq.asyncpg")
 
+ENQUEUE = "saq:enqueue"
+"""The payload SAQ's queues NOTIFY on ``saq:<queue>`` after an enqueue."""
 MAX_CHANNEL_BYTES = 63
 """PostgreSQL truncates identifiers (and so channel names) to 63 bytes."""
 
@@ -40,24 +42,6 @@ class NotificationListener:
         self._connection: Any = None
         self._connection_lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
-        self._listening = asyncio.Event()
-
-    @property
-    def listening(self) -> bool:
-        """Whether a live connection is LISTENing right now."""
-        return self._listening.is_set()
-
-    @property
-    def server_pid(self) -> int | None:
-        """The backend pid of the LISTEN connection, if there is one."""
-        connection = self._connection
-        return None if connection is None else int(connection.get_server_pid())
-
-    async def wait_listening(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` seconds for the connection to be LISTENing; return whether it is."""
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._listening.wait(), timeout)
-        return self.listening
 
     async def subscribe(self, channel: str, handler: Callable[[str], None]) -> None:
         """Call ``handler(payload)`` for every notification on ``channel``; start listening if needed."""
@@ -115,12 +99,10 @@ class NotificationListener:
                 for channel in list(self._handlers):
                     await connection.add_listener(channel, self._dispatch)
                 self._connection = connection
-            self._listening.set()
             self._on_listening()
             await lost.wait()
             logger.warning("queue %r: LISTEN connection was closed; listening again", self._queue_name)
         finally:
-            self._listening.clear()
             self._connection = None
             await self._release(connection)
 

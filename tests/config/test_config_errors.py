@@ -141,7 +141,7 @@ def test_cron_function_path_is_checked_at_startup() -> None:
 
 def test_broker_instance_of_unknown_type_is_refused_at_startup() -> None:
     queue_config = QueueConfig(name="mail", broker_instance=object())
-    from litestar_saq.queues import queue_from_config
+    from litestar_saq.brokers import queue_from_config
 
     with pytest.raises(SAQConfigError, match=r"'mail'.*broker_instance=object is not supported"):
         queue_from_config(queue_config, SAQConfig(queue_configs=[queue_config]))

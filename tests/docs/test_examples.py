@@ -19,7 +19,7 @@ from litestar_saq import SAQConfig, SAQPlugin
 from litestar_saq.backends.asyncpg import AsyncpgQueue
 from litestar_saq.backends.memory import MemoryQueue
 from litestar_saq.backends.redis import RedisQueue
-from litestar_saq.queues import queue_from_config
+from litestar_saq.brokers import queue_from_config
 from litestar_saq.testing import drain, in_memory_queues, running_app, saq_in_memory, wait_for_job
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"

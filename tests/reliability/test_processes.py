@@ -18,7 +18,7 @@ import asyncpg
 import pytest
 from saq.job import Status
 
-from litestar_saq.queues import queue_from_dsn
+from litestar_saq.brokers import queue_from_dsn
 from tests.support.poll import wait_until
 from tests.support.procs import CliProcess, kill_session, start_cli
 

@@ -13,7 +13,7 @@ import pytest
 from saq.job import Status
 
 from litestar_saq import BrokerUnavailableError, QueueConfig, SAQConfig, SAQConfigError, SAQPlugin
-from litestar_saq.queues import queue_from_dsn
+from litestar_saq.brokers import queue_from_dsn
 from litestar_saq.testing import running_app, wait_for_job
 from tests.support.procs import run_cli
 from tests.support.redis_server import PrivateRedis

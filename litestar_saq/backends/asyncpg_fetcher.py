@@ -1,0 +1,186 @@
+"""Handing due jobs to the callers waiting in ``AsyncpgQueue.dequeue``, one batch query for all of them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from saq.job import Job, Status
+from saq.utils import now
+
+from litestar_saq.backends.asyncpg_listener import ENQUEUE
+from litestar_saq.liveness import dequeuer_id
+
+if TYPE_CHECKING:
+    from litestar_saq.backends.asyncpg_rows import QueueRows
+    from litestar_saq.backends.asyncpg_starts import DeferredStarts
+
+__all__ = ("JobCodec", "JobFetcher")
+
+logger = logging.getLogger("litestar_saq.asyncpg")
+T = TypeVar("T")
+
+
+class JobCodec(Protocol):
+    """The part of the queue the fetcher uses: its name and its job (de)serialisation."""
+
+    name: str
+
+    def serialize(self, job: Job) -> bytes: ...
+
+    def deserialize(self, payload: bytes, status: Status) -> Job | None: ...
+
+
+class JobFetcher:
+    """Mark due jobs active for the waiting callers, in one transaction per batch, and hand them out.
+
+    A batch (``FOR UPDATE SKIP LOCKED``, one job per group, ungrouped jobs never held back) goes to a local
+    buffer the callers take from. A fetch runs when a caller arrives, on an enqueue notification, when the
+    LISTEN connection is (re)established, on the Worker's ``schedule`` tick and as a safety-net poll; one
+    runs at a time, and a fetch asked for meanwhile runs right after it.
+
+    Args:
+        pool: the queue's connected ``asyncpg.Pool``.
+        codec: the queue, which (de)serialises its jobs.
+        rows: the queue's rows.
+        starts: remembers each job as dequeue stored it (see :class:`DeferredStarts`).
+        priorities: the inclusive range of priorities to fetch.
+        poll_interval: seconds between safety-net fetches while callers wait on notifications.
+    """
+
+    def __init__(
+        self,
+        pool: Any,
+        codec: JobCodec,
+        rows: QueueRows,
+        starts: DeferredStarts,
+        priorities: tuple[int, int],
+        poll_interval: float,
+    ) -> None:
+        self._pool, self._codec, self._rows, self._starts = pool, codec, rows, starts
+        self._priorities = priorities
+        self._poll_interval = poll_interval
+        self.waiting = 0
+        """How many callers are inside :meth:`dequeue`."""
+        self._buffer: asyncio.Queue[Job] = asyncio.Queue()
+        self._lock = asyncio.Lock()
+        self._again = False
+        self._last_fetch = 0.0
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._running = True
+        # Stored with each job it dequeues until the Worker's own id replaces it, so a sweep can tell
+        # that a job's process died even before the Worker's start write (see DeferredStarts).
+        self._dequeuer_id = dequeuer_id()
+
+    async def dequeue(self, timeout: float, poll_interval: float) -> Job | None:
+        """Return the next due job, marked active, or ``None`` after ``timeout`` seconds (0: forever)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout if timeout > 0 else None
+        poll_every = poll_interval if poll_interval > 0 else self._poll_interval
+        self.waiting += 1
+        try:
+            arriving = True
+            while self._running:
+                # Fetch on arrival, then about once per poll period between all waiters.
+                stale = loop.time() - self._last_fetch >= poll_every * 0.9
+                if self._buffer.empty() and (arriving or stale):
+                    await self.fetch()
+                arriving = False
+                wait = poll_every if deadline is None else min(poll_every, deadline - loop.time())
+                if wait <= 0:
+                    # A fetch still under way may have marked a job active for this caller: take it.
+                    async with self._lock:
+                        pass
+                    return None if self._buffer.empty() else self._buffer.get_nowait()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    return await asyncio.wait_for(self._buffer.get(), wait)
+        finally:
+            self.waiting -= 1
+        return None
+
+    def on_notice(self, payload: str) -> None:
+        """Fetch when an enqueue is announced and some caller still waits for a job."""
+        if payload == ENQUEUE and self.waiting > self._buffer.qsize():
+            self.fetch_soon()
+
+    def fetch_soon(self) -> None:
+        """Fetch in the background (e.g. after notifications may have been missed)."""
+        if not self._running:
+            return
+        if self._lock.locked():
+            self._again = True
+            return
+        self._track(self.fetch())
+
+    async def fetch(self) -> None:
+        """Fetch jobs for the callers that have none yet; if a fetch is under way, have it go again."""
+        if self._lock.locked():
+            self._again = True
+            return
+        async with self._lock:
+            while self._running:
+                self._again = False
+                wanted = self.waiting - self._buffer.qsize()
+                if wanted <= 0:
+                    return
+                # Shielded: once rows are marked active they must reach the buffer, even if the
+                # waiting caller is cancelled meanwhile (stop() puts back what nobody took).
+                got = await asyncio.shield(self._track(self._fetch_batch(wanted)))
+                self._last_fetch = asyncio.get_running_loop().time()
+                if got < wanted and not self._again:
+                    return
+
+    async def stop(self) -> None:
+        """Stop fetching, wait for fetches under way, and put back the jobs fetched but never taken."""
+        self._running = False
+        for task in list(self._tasks):
+            with contextlib.suppress(Exception):
+                await task
+        jobs: list[Job] = []
+        while not self._buffer.empty():
+            jobs.append(self._buffer.get_nowait())
+        if not jobs:
+            return
+        for job in jobs:
+            self._starts.forget(job.key)
+            job.status, job.started, job.touched = Status.QUEUED, 0, 0
+        async with self._pool.acquire() as connection:
+            await self._rows.requeue(
+                connection, [job.key for job in jobs], [self._codec.serialize(job) for job in jobs]
+            )
+        logger.info("queue %r: requeued %d jobs fetched but never started", self._codec.name, len(jobs))
+
+    def _track(self, coroutine: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _fetch_batch(self, wanted: int) -> int:
+        """Mark up to ``wanted`` due jobs active in one transaction and buffer them; return how many."""
+        async with self._pool.acquire() as connection, connection.transaction():
+            rows = await self._rows.due(connection, self._priorities, wanted)
+            if not rows:
+                return 0
+            started = now()
+            groups: set[str] = set()
+            jobs: list[Job] = []
+            for key, blob, group_key in rows:
+                if group_key is not None:
+                    if group_key in groups:
+                        continue  # one job per group, so a group never runs two at once
+                    groups.add(group_key)
+                job = self._codec.deserialize(blob, Status.ACTIVE)
+                assert job is not None, key
+                job.started = job.touched = started
+                job.worker_id = self._dequeuer_id
+                self._starts.dequeued(job)
+                jobs.append(job)
+            blobs = [self._codec.serialize(job) for job in jobs]
+            await self._rows.mark_active(connection, [job.key for job in jobs], blobs)
+        for job in jobs:
+            self._buffer.put_nowait(job)
+        return len(jobs)

@@ -1,0 +1,176 @@
+"""asyncpg itself for the PostgreSQL queue: the import, its connection errors, pools and connections.
+
+Importing this module without asyncpg raises ``MissingDependencyException`` naming the
+``litestar-saq[postgres]`` extra.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
+
+from litestar_saq.dsn import describe_broker
+from litestar_saq.exceptions import BrokerUnavailableError, MissingExtraError
+
+try:
+    import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
+except ImportError as exc:  # pragma: no cover - exercised by the missing-extra test
+    raise MissingExtraError(
+        "asyncpg", install="litestar-saq[postgres]", needed_for="The PostgreSQL queue (postgresql:// DSNs)"
+    ) from exc
+
+if TYPE_CHECKING:
+    from litestar_saq.backends.asyncpg_schema import Executor
+
+__all__ = (
+    "BROKER_DOWN_ERRORS",
+    "CONNECTION_ERRORS",
+    "QueuePool",
+    "is_alive",
+    "is_asyncpg_connection",
+)
+
+T = TypeVar("T")
+CONNECTION_ERRORS = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+BROKER_DOWN_ERRORS = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+)
+"""Errors that mean "the database is not there", as opposed to an error in what was asked of it."""
+
+
+class QueuePool:
+    """A queue's asyncpg pool: the one it was given, or one it opens for ``url`` and owns.
+
+    Args:
+        pool: an initialised ``asyncpg.Pool``, or ``None`` to open one for ``url``.
+        url: the DSN to open a pool for.
+        queue_name: the queue, for error messages.
+        manage: whether :meth:`close` closes the pool (default: only one opened here).
+        sizes: the opened pool's minimum and maximum size.
+        connect_timeout: seconds to wait for a connection.
+        options: more keyword arguments for ``asyncpg.create_pool``.
+    """
+
+    def __init__(
+        self,
+        pool: Any,
+        url: str | None,
+        queue_name: str,
+        manage: bool | None,
+        sizes: tuple[int, int],
+        connect_timeout: float,
+        options: Mapping[str, Any],
+    ) -> None:
+        if (pool is None) == (url is None):
+            raise ValueError(f"queue {queue_name!r}: give exactly one of pool= or url=")
+        self.pool: Any = pool
+        self._url, self._queue_name = url, queue_name
+        self._manage = manage if manage is not None else pool is None
+        self._sizes = sizes
+        self._connect_timeout = connect_timeout
+        self._options = dict(options)
+
+    async def open(self, prepare: Callable[[Executor], Awaitable[None]]) -> Any:
+        """Open the pool if there is none yet and run ``prepare`` (the migrations) on one connection.
+
+        Raises:
+            BrokerUnavailableError: PostgreSQL at ``url`` cannot be reached; the message has no password.
+        """
+        opened = self.pool is None
+        try:
+            if opened:
+                self.pool = await asyncpg.create_pool(
+                    self._url,
+                    min_size=self._sizes[0],
+                    max_size=self._sizes[1],
+                    timeout=self._connect_timeout,
+                    **{"reset": _keep_session, **self._options},
+                )
+            async with self.pool.acquire(timeout=self._connect_timeout) as connection:
+                await prepare(connection)
+        except BaseException as exc:
+            if opened and self.pool is not None:
+                await self.pool.close()
+                self.pool = None
+            if isinstance(exc, CONNECTION_ERRORS) and self._url is not None:
+                raise BrokerUnavailableError(self._failure(exc)) from None
+            raise
+        return self.pool
+
+    async def close(self) -> None:
+        """Close the pool if the queue manages it, waiting up to 10 s for connections in use."""
+        if not self._manage:
+            return
+        try:
+            await asyncio.wait_for(self.pool.close(), 10)
+        except asyncio.TimeoutError:
+            self.pool.terminate()
+        if self._url is not None:
+            self.pool = None
+
+    @contextlib.asynccontextmanager
+    async def connection(self, connection: Executor | None = None) -> AsyncIterator[Executor]:
+        """Yield ``connection`` if given, else a pooled one."""
+        if connection is not None:
+            yield connection
+        else:
+            if self.pool is None:
+                raise RuntimeError(
+                    f"queue {self._queue_name!r} is not connected; await queue.connect() first"
+                )
+            async with self.pool.acquire() as acquired:
+                yield acquired
+
+    async def answer(self, operation: Awaitable[T], failed: str) -> T:
+        """Await ``operation`` for up to ``connect_timeout`` seconds.
+
+        Raises:
+            BrokerUnavailableError: PostgreSQL did not answer; the message names the queue and ``failed``.
+        """
+        try:
+            return await asyncio.wait_for(operation, self._connect_timeout)
+        except BROKER_DOWN_ERRORS as exc:
+            raise BrokerUnavailableError(
+                f"queue {self._queue_name!r}: {failed}: PostgreSQL at {self.describe()} did not answer "
+                f"({type(exc).__name__}). The job was not enqueued; retry later or check the database."
+            ) from exc
+
+    def describe(self) -> str:
+        """Where the pool connects to, without the password."""
+        return describe_broker(self._url if self._url is not None else self.pool)
+
+    def _failure(self, exc: BaseException) -> str:
+        assert self._url is not None
+        reason = f"{type(exc).__name__}: {exc}"
+        password = urlsplit(self._url).password
+        if password:
+            reason = reason.replace(password, "***")
+        return f"queue {self._queue_name!r}: cannot connect to PostgreSQL at {self.describe()}: {reason}"
+
+
+async def _keep_session(_connection: Any) -> None:
+    """Release a connection to our own pool without asyncpg's reset query (one round trip less per use).
+
+    asyncpg still rolls back an open transaction; the queue leaves no other session state behind:
+    it unlistens and unlocks before it releases the connections that had LISTENs or locks.
+    """
+
+
+def is_alive(connection: Any) -> bool:
+    """Whether a pooled connection is open (asyncpg detaches, and releases, one that died)."""
+    try:
+        return not connection.is_closed()
+    except asyncpg.InterfaceError:
+        return False
+
+
+def is_asyncpg_connection(value: object) -> bool:
+    """Whether ``value`` is an asyncpg connection (or a pool's proxy of one)."""
+    return isinstance(value, (asyncpg.Connection, asyncpg.pool.PoolConnectionProxy))

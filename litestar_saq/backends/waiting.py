@@ -1,0 +1,68 @@
+"""Waiting for job results, shared by the queues that wake waiters instead of polling (memory, asyncpg).
+
+SAQ's ``Queue.map`` reads every job each ``poll_interval``; :func:`map_jobs` keeps its contract but lets
+the backend say how to wait for a change, so a finished job wakes the caller at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Any
+
+from saq.job import TERMINAL_STATUSES, UNSUCCESSFUL_TERMINAL_STATUSES, Job, Status, get_default_job_key
+from saq.queue import JobError
+
+if TYPE_CHECKING:
+    from saq.queue import Queue
+
+__all__ = ("WaitForChange", "WatchJobs", "is_terminal_status", "map_jobs")
+
+WaitForChange = Callable[[list[str]], Awaitable[None]]
+"""Return once one of the given unfinished jobs may have changed (or a safety-net poll is due)."""
+WatchJobs = Callable[[list[str]], AbstractAsyncContextManager[WaitForChange]]
+"""Start watching the given jobs, before their first read, and yield how to wait for a change."""
+
+
+def is_terminal_status(_job_id: str, status: Status) -> bool:
+    """A ``listen`` callback that stops once the job is complete, failed or aborted."""
+    return status in TERMINAL_STATUSES
+
+
+async def map_jobs(
+    queue: Queue,
+    job_or_func: str | Job,
+    iter_kwargs: Sequence[dict[str, Any]],
+    defaults: Mapping[str, Any],
+    timeout: float | None,
+    return_exceptions: bool,
+    watch: WatchJobs,
+) -> list[Any]:
+    """Enqueue one job per item of ``iter_kwargs`` (over ``defaults``) and return their results in order.
+
+    A FAILED or ABORTED job raises ``JobError`` unless ``return_exceptions``, a missing job gives
+    ``None``, and ``timeout`` bounds the whole call, as in SAQ's ``Queue.map``.
+    """
+    jobs_kwargs = [{"timeout": timeout, **defaults, **item} for item in iter_kwargs]
+    for job_kwargs in jobs_kwargs:
+        job_kwargs["key"] = job_kwargs.get("key") or get_default_job_key()
+    keys = [job_kwargs["key"] for job_kwargs in jobs_kwargs]
+
+    async def enqueue_and_collect() -> list[Any]:
+        await asyncio.gather(*(queue.enqueue(job_or_func, **job_kwargs) for job_kwargs in jobs_kwargs))
+        results: dict[str, Any] = {}
+        async with watch(keys) as wait_for_change:
+            while pending := [key for key in dict.fromkeys(keys) if key not in results]:
+                for key, job in zip(pending, await queue.jobs(pending), strict=True):
+                    if job is not None and job.status in UNSUCCESSFUL_TERMINAL_STATUSES:
+                        if not return_exceptions:
+                            raise JobError(job)
+                        results[key] = JobError(job)
+                    elif job is None or job.status in TERMINAL_STATUSES:
+                        results[key] = None if job is None else job.result
+                if unfinished := [key for key in pending if key not in results]:
+                    await wait_for_change(unfinished)
+        return [results[key] for key in keys]
+
+    return await asyncio.wait_for(enqueue_and_collect(), timeout)
