@@ -42,7 +42,7 @@ from saq.queue.redis import RedisQueue as SAQRedisQueue
 from litestar_saq import QueueConfig
 from litestar_saq.backends.asyncpg import AsyncpgQueue
 from litestar_saq.backends.redis import RedisQueue
-from litestar_saq.worker import build_worker
+from litestar_saq.worker_group import build_worker
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 DATABASE_URL = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")

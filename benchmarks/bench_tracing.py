@@ -36,7 +36,7 @@ from saq.job import Job
 from litestar_saq import QueueConfig, SAQConfig, SAQPlugin
 from litestar_saq.backends.redis import RedisQueue
 from litestar_saq.tracing import instrument_queue, worker_hooks
-from litestar_saq.worker import build_worker
+from litestar_saq.worker_group import build_worker
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 SETUPS = ("baseline", "off", "on")
@@ -100,7 +100,8 @@ class Setup:
 
     async def drain(self) -> tuple[float, float]:
         """Run a worker until every job ran; returns (wall seconds, CPU seconds)."""
-        worker = build_worker(self.queue_config, self.queue, self.app)
+        config = None if self.kind == "baseline" else self.app.plugins.get(SAQPlugin).config
+        worker = build_worker(self.queue_config, self.queue, self.app, config=config)
         wall, cpu = time.perf_counter(), time.process_time()
         run = asyncio.create_task(worker.start())
         await asyncio.wait_for(self.counter.finished.wait(), timeout=300)
@@ -148,8 +149,7 @@ async def hook_costs(calls: int) -> dict[str, float]:
     queue = RedisQueue.from_url(REDIS_URL, name="bench-otel-hooks")
     instrument_queue(queue, SAQConfig(enable_otel=True))
     producer = next(iter(queue._before_enqueues.values()))
-    app = Litestar(plugins=[SAQPlugin(SAQConfig(enable_otel=True))], logging_config=None)
-    hooks = worker_hooks(app)
+    hooks = worker_hooks(SAQConfig(enable_otel=True))
     [start], [end] = hooks["before_process"], hooks["after_process"]
     jobs = [Job("noop", queue=queue) for _ in range(calls)]
     started = time.perf_counter()

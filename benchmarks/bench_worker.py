@@ -1,9 +1,12 @@
-"""R1: the plugin-built worker vs a raw SAQ worker, draining the same no-op jobs from the same Redis.
+"""R1: the plugin's worker vs a raw SAQ worker, draining the same no-op jobs from the same Redis.
 
-    python benchmarks/bench_worker.py [--jobs 5000] [--concurrency 10] [--rounds 3]
+    python benchmarks/bench_worker.py [--jobs 5000] [--concurrency 10] [--rounds 5]
 
-Each round enqueues N jobs, then times one worker draining them, alternating raw SAQ and the plugin
-so that drift on the machine affects both alike. Prints the median rates and their ratio.
+Three contestants: a raw SAQ ``Worker`` on SAQ's own ``RedisQueue`` (``saq``), a raw SAQ ``Worker`` on
+our ``RedisQueue`` (``raw``), and the plugin's worker from ``build_worker`` on our ``RedisQueue``
+(``plugin``). Each round enqueues N jobs per contestant, then times one worker draining them; the
+order rotates every round so that drift on the machine affects all alike. Prints the median rates
+and the ratios plugin/raw (same queue class) and plugin/saq.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from saq.queue.redis import RedisQueue as SAQRedisQueue
 
 from litestar_saq import QueueConfig
 from litestar_saq.backends.redis import RedisQueue
-from litestar_saq.worker import build_worker
+from litestar_saq.worker_group import build_worker
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -49,8 +52,9 @@ async def enqueue_all(queue: Any, jobs: int) -> None:
 async def drain(kind: str, jobs: int, concurrency: int) -> float:
     name = f"bench-{kind}-{uuid.uuid4().hex[:6]}"
     counter = Counter(jobs)
-    if kind == "raw":
-        queue: Any = SAQRedisQueue.from_url(REDIS_URL, name=name)
+    if kind in ("saq", "raw"):
+        queue_class: Any = SAQRedisQueue if kind == "saq" else RedisQueue
+        queue: Any = queue_class.from_url(REDIS_URL, name=name)
         await queue.connect()
         worker: Any = Worker(queue, [("noop", counter.noop)], concurrency=concurrency)
         worker.SIGNALS = []
@@ -87,19 +91,27 @@ async def main() -> None:
     args = parser.parse_args()
     # SAQ logs every job at INFO; both workers run with it silenced so logging does not dominate.
     logging.getLogger("saq").setLevel(logging.WARNING)
-    rates: dict[str, list[float]] = {"raw": [], "plugin": []}
-    await drain("raw", 500, args.concurrency)  # warm up Redis and the interpreter
+    kinds = ("saq", "raw", "plugin")
+    labels = {
+        "saq": "raw SAQ Worker, SAQ's RedisQueue",
+        "raw": "raw SAQ Worker, our RedisQueue",
+        "plugin": "plugin worker, our RedisQueue",
+    }
+    rates: dict[str, list[float]] = {kind: [] for kind in kinds}
+    for kind in kinds:
+        await drain(kind, 500, args.concurrency)  # warm up Redis and the interpreter
     for round_number in range(args.rounds):
-        order = ("raw", "plugin") if round_number % 2 == 0 else ("plugin", "raw")
-        for kind in order:
+        shift = round_number % len(kinds)
+        for kind in kinds[shift:] + kinds[:shift]:
             rates[kind].append(await drain(kind, args.jobs, args.concurrency))
-    raw, plugin = statistics.median(rates["raw"]), statistics.median(rates["plugin"])
+    median = {kind: statistics.median(rates[kind]) for kind in kinds}
     print(f"R1 drain, Redis, N={args.jobs}, concurrency={args.concurrency}, rounds={args.rounds} (median)")
     print("| worker | jobs/s | all rounds |")
     print("| --- | ---: | --- |")
-    print(f"| raw SAQ Worker | {raw:,.0f} | {', '.join(f'{r:,.0f}' for r in rates['raw'])} |")
-    print(f"| plugin worker | {plugin:,.0f} | {', '.join(f'{r:,.0f}' for r in rates['plugin'])} |")
-    print(f"| ratio plugin/raw | {plugin / raw:.3f} | |")
+    for kind in kinds:
+        print(f"| {labels[kind]} | {median[kind]:,.0f} | {', '.join(f'{r:,.0f}' for r in rates[kind])} |")
+    print(f"| ratio plugin/raw (same queue class) | {median['plugin'] / median['raw']:.3f} | |")
+    print(f"| ratio plugin/saq (SAQ's queue) | {median['plugin'] / median['saq']:.3f} | |")
 
 
 if __name__ == "__main__":

@@ -21,19 +21,16 @@ import threading
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from litestar import Litestar
 
-from litestar_saq.plugin import CHILD_PROCESS_ENV, SAQPlugin
-
-if TYPE_CHECKING:
-    from litestar_saq.worker import PluginWorker
+from litestar_saq.exceptions import WorkersCannotStartError
+from litestar_saq.runtime import mark_as_worker_child, runtime_of
+from litestar_saq.worker_group import WorkerGroup
 
 __all__ = (
     "EXIT_CANNOT_START",
     "ChildSpec",
-    "WorkersCannotStartError",
     "apply_log_levels",
     "load_app",
     "run_child",
@@ -48,10 +45,6 @@ EXIT_CANNOT_START = 3
 STOP_SIGNALS = tuple(
     getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGBREAK") if hasattr(signal, name)
 )
-
-
-class WorkersCannotStartError(Exception):
-    """The app could not be loaded or started, so no worker ran; the message says why in one line."""
 
 
 @dataclass(frozen=True)
@@ -119,7 +112,7 @@ def run_child(spec: ChildSpec) -> None:
         # SIGTERM simply ends the child (no job can be running yet).
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
     # Set before the import, so the app's plugin does not start in-process workers in this child.
-    os.environ[CHILD_PROCESS_ENV] = "1"
+    mark_as_worker_child()
     try:
         app = load_app(spec.app_path)
         if spec.debug:
@@ -192,8 +185,6 @@ async def serve_queues(
 
 
 async def _run_workers(app: Litestar, queue_names: Sequence[str], stop_requested: asyncio.Event) -> int:
-    from litestar_saq.worker import build_worker
-
     async with AsyncExitStack() as stack:
         try:
             await stack.enter_async_context(app.lifespan())
@@ -201,38 +192,9 @@ async def _run_workers(app: Litestar, queue_names: Sequence[str], stop_requested
             raise WorkersCannotStartError(f"the app's startup failed: {_one_line(exc)}") from exc
         if stop_requested.is_set():
             return 0
-        plugin = app.plugins.get(SAQPlugin)
-        workers: list[PluginWorker] = [
-            build_worker(plugin.config.get_queue_config(name), plugin.task_queues.get(name), app)
-            for name in queue_names
-        ]
-        worker_tasks = {
-            asyncio.create_task(worker.start(), name=f"saq-worker-{worker.queue.name}"): worker
-            for worker in workers
-        }
-        for worker in workers:
-            logger.info("queue %r: worker running in process %d", worker.queue.name, os.getpid())
-        exit_code = 0
-        stop_waiter = asyncio.create_task(stop_requested.wait())
-        remaining = set(worker_tasks)
-        while remaining and not stop_requested.is_set():
-            await asyncio.wait([*remaining, stop_waiter], return_when=asyncio.FIRST_COMPLETED)
-            for task in [task for task in remaining if task.done()]:
-                remaining.discard(task)
-                if task.cancelled() or task.exception() is None:
-                    continue  # burst mode: the queue ran dry
-                exit_code = 1
-                logger.error(
-                    "queue %r: worker failed in process %d, stopping this process",
-                    worker_tasks[task].queue.name,
-                    os.getpid(),
-                    exc_info=task.exception(),
-                )
-                stop_requested.set()
-        stop_waiter.cancel()
-        await asyncio.gather(*(worker.stop() for worker in workers), return_exceptions=True)
-        await asyncio.wait(worker_tasks)
-        return exit_code
+        workers = WorkerGroup(app, runtime_of(app), queue_names, where=f"process {os.getpid()}")
+        workers.start()
+        return await workers.run_until(stop_requested)
 
 
 def install_signal_handlers(

@@ -17,19 +17,16 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from litestar_saq._child import (
-    WorkersCannotStartError,
-    apply_log_levels,
-    load_app,
-    serve_queues,
-)
+from litestar_saq._child import apply_log_levels, load_app, serve_queues
 from litestar_saq._status import QueueStatus, collect_status
-from litestar_saq.plugin import CHILD_PROCESS_ENV, SAQPlugin
+from litestar_saq.exceptions import SAQConfigError, WorkersCannotStartError
+from litestar_saq.runtime import mark_as_worker_child, runtime_of
+from litestar_saq.supervisor import Supervisor, drain_timeout_for, supervise_until_signalled
 
 if TYPE_CHECKING:
     from litestar import Litestar
 
-    from litestar_saq.config import QueueConfig
+    from litestar_saq.config import QueueConfig, SAQConfig
 
 __all__ = ("build_cli_app", "main")
 
@@ -102,8 +99,8 @@ def _build_run_command() -> click.Command:
         by its import path and restarts any that die.
         """
         app, app_path = _loaded_app(ctx)
-        plugin = _plugin_of(ctx, app, app_path)
-        selected = _select_queues(ctx, plugin, queues)
+        config = _config_of(ctx, app, app_path)
+        selected = _select_queues(ctx, config, queues)
         if processes is not None and not in_processes:
             _fail(ctx, "--workers needs --process (without it the workers run in this one process)", 2)
         if debug:
@@ -111,7 +108,7 @@ def _build_run_command() -> click.Command:
         log_levels = _log_levels(verbose=verbose, debug=debug)
         apply_log_levels(log_levels)
         if in_processes:
-            _run_in_processes(ctx, plugin, selected, app_path, processes, log_levels, debug)
+            _run_in_processes(ctx, config, selected, app_path, processes, log_levels, debug)
         else:
             _run_here(ctx, app, selected)
 
@@ -121,7 +118,7 @@ def _build_run_command() -> click.Command:
 def _run_here(ctx: click.Context, app: Litestar, selected: list[QueueConfig]) -> NoReturn:
     # This process is now a worker process: the plugin must not start its own in-process workers
     # (we run the selected ones) nor supervise children.
-    os.environ[CHILD_PROCESS_ENV] = "1"
+    mark_as_worker_child()
     try:
         exit_code = asyncio.run(
             serve_queues(app, [queue_config.name for queue_config in selected], handle_signals=True)
@@ -133,15 +130,13 @@ def _run_here(ctx: click.Context, app: Litestar, selected: list[QueueConfig]) ->
 
 def _run_in_processes(
     ctx: click.Context,
-    plugin: SAQPlugin,
+    config: SAQConfig,
     selected: list[QueueConfig],
     app_path: str | None,
     processes: int | None,
     log_levels: list[tuple[str, int]],
     debug: bool,
 ) -> NoReturn:
-    from litestar_saq.supervisor import Supervisor, drain_timeout_for, supervise_until_signalled
-
     in_memory = [queue_config.name for queue_config in selected if _is_in_memory(queue_config)]
     if in_memory:
         _fail(
@@ -154,10 +149,7 @@ def _run_in_processes(
         _fail(ctx, "cannot tell the app's import path for the worker processes; pass --app module:app", 2)
     supervisor = Supervisor(
         app_path,
-        {
-            queue_config.name: processes or plugin.config.processes_for(queue_config)
-            for queue_config in selected
-        },
+        {queue_config.name: processes or config.processes_for(queue_config) for queue_config in selected},
         drain_timeout_s=drain_timeout_for(selected),
         log_levels=log_levels,
         debug=debug,
@@ -173,8 +165,7 @@ def _build_status_command() -> click.Command:
     def status_command(ctx: click.Context, as_json: bool) -> None:
         """Show every queue's broker, job counts and live workers; exit 1 if a broker is unreachable."""
         app, app_path = _loaded_app(ctx)
-        plugin = _plugin_of(ctx, app, app_path)
-        statuses, errors = asyncio.run(collect_status(plugin.config))
+        statuses, errors = asyncio.run(collect_status(_config_of(ctx, app, app_path)))
         if as_json:
             click.echo(
                 json.dumps({"queues": [status.to_dict() for status in statuses], "errors": errors}, indent=2)
@@ -244,28 +235,28 @@ def _loaded_app(ctx: click.Context) -> tuple[Litestar, str | None]:
     return app, app_path
 
 
-def _plugin_of(ctx: click.Context, app: Litestar, app_path: str | None) -> SAQPlugin:
+def _config_of(ctx: click.Context, app: Litestar, app_path: str | None) -> SAQConfig:
     try:
-        plugin = app.plugins.get(SAQPlugin)
-    except KeyError:
+        config = runtime_of(app).config
+    except SAQConfigError:
         _fail(
             ctx,
             f"the app {app_path or ''!s} has no SAQPlugin; add plugins=[SAQPlugin(SAQConfig(queue_configs="
             "[QueueConfig(name=..., dsn=...)]))] to Litestar(...)",
             1,
         )
-    if not plugin.config.queue_configs:
+    if not config.queue_configs:
         _fail(
             ctx,
             f"the SAQPlugin of app {app_path or ''!s} has no queues; add QueueConfig(name=..., dsn=...) to "
             "SAQConfig.queue_configs",
             1,
         )
-    return plugin
+    return config
 
 
-def _select_queues(ctx: click.Context, plugin: SAQPlugin, queues: str | None) -> list[QueueConfig]:
-    configured = list(plugin.config.queue_configs)
+def _select_queues(ctx: click.Context, config: SAQConfig, queues: str | None) -> list[QueueConfig]:
+    configured = list(config.queue_configs)
     if not queues:
         return configured
     names = [name.strip() for name in queues.split(",") if name.strip()]

@@ -1,4 +1,9 @@
-"""Errors raised by litestar-saq: each names what is wrong and what to do about it."""
+"""Every error litestar-saq raises on purpose: each names what is wrong and what to do about it.
+
+All of them derive from ``LitestarSaqError``, and also from the Litestar or standard type that callers
+already catch (``ImproperlyConfiguredException`` for configuration, ``LookupError`` for a missing
+queue or task, ``RuntimeError`` for a migration lock that was not granted in time).
+"""
 
 from __future__ import annotations
 
@@ -6,14 +11,23 @@ from litestar.exceptions import ImproperlyConfiguredException, LitestarException
 
 __all__ = (
     "BrokerUnavailableError",
+    "DashboardLookupError",
+    "LitestarSaqError",
+    "MigrationLockTimeout",
     "MissingExtraError",
     "QueueNotFoundError",
     "SAQConfigError",
     "TaskImportError",
+    "UnknownTaskError",
+    "WorkersCannotStartError",
 )
 
 
-class SAQConfigError(ImproperlyConfiguredException):
+class LitestarSaqError(Exception):
+    """Base of every error that litestar-saq raises on purpose."""
+
+
+class SAQConfigError(ImproperlyConfiguredException, LitestarSaqError):
     """The plugin's configuration is wrong; the message names the queue, the field and the value."""
 
     def __str__(self) -> str:
@@ -29,7 +43,7 @@ class QueueNotFoundError(SAQConfigError, KeyError):
     """``TaskQueues.get()`` was asked for a queue that is not configured."""
 
 
-class MissingExtraError(MissingDependencyException):
+class MissingExtraError(MissingDependencyException, LitestarSaqError):
     """An optional dependency is missing; the message names the ``litestar-saq`` extra to install."""
 
     def __init__(self, package: str, *, install: str, needed_for: str) -> None:
@@ -45,8 +59,24 @@ class MissingExtraError(MissingDependencyException):
         return self.detail
 
 
-class BrokerUnavailableError(LitestarException):
+class BrokerUnavailableError(LitestarException, LitestarSaqError):
     """A queue's broker cannot be reached; the message names the queue and the host (never a password)."""
 
     def __str__(self) -> str:
         return self.detail
+
+
+class UnknownTaskError(LitestarSaqError, LookupError):
+    """A job names a task that its worker does not have."""
+
+
+class DashboardLookupError(LitestarSaqError, LookupError):
+    """The dashboard was asked for a queue or job that does not exist (answered with a 404)."""
+
+
+class WorkersCannotStartError(LitestarSaqError):
+    """The app could not be loaded or started, so no worker ran; the message says why in one line."""
+
+
+class MigrationLockTimeout(LitestarSaqError, RuntimeError):
+    """The tables are older than our schema version and another session keeps the migration lock."""

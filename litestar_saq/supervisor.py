@@ -23,15 +23,13 @@ from typing import TYPE_CHECKING, Literal
 
 from litestar_saq._child import EXIT_CANNOT_START, STOP_SIGNALS, ChildSpec, run_child
 from litestar_saq.exceptions import SAQConfigError
+from litestar_saq.worker import drain_budget_s
 
 if TYPE_CHECKING:
     from multiprocessing.process import BaseProcess
     from types import FrameType
 
-    from litestar import Litestar
-
-    from litestar_saq.config import QueueConfig
-    from litestar_saq.plugin import SAQPlugin
+    from litestar_saq.config import QueueConfig, SAQConfig
 
 __all__ = (
     "RestartBackoff",
@@ -45,7 +43,7 @@ __all__ = (
 logger = logging.getLogger("litestar_saq")
 
 DRAIN_MARGIN_S = 10.0
-"""Beyond a queue's grace and cancellation deadlines: time for shutdown hooks and closing brokers."""
+"""Beyond a worker's drain budget: time for shutdown hooks and closing brokers."""
 
 
 @dataclass
@@ -84,15 +82,12 @@ class _ChildSlot:
 def drain_timeout_for(queue_configs: Sequence[QueueConfig]) -> float:
     """Seconds a child of these queues may take to drain before it is killed.
 
-    A worker gives running jobs ``shutdown_grace_period_s`` (``None`` counts as 0), then cancels them
-    and waits up to ``cancellation_hard_deadline_s`` plus 5 s; the margin covers shutdown hooks and
-    closing the brokers.
+    The worker's own budget (``drain_budget_s``: grace period, cancellation, recording the outcome)
+    plus a margin for shutdown hooks and closing the brokers.
     """
     return max(
         (
-            (queue_config.shutdown_grace_period_s or 0)
-            + queue_config.cancellation_hard_deadline_s
-            + 5
+            drain_budget_s(queue_config.shutdown_grace_period_s, queue_config.cancellation_hard_deadline_s)
             + DRAIN_MARGIN_S
             for queue_config in queue_configs
         ),
@@ -323,16 +318,14 @@ def supervise_until_signalled(supervisor: Supervisor) -> int:
 
 
 @contextmanager
-def supervise_in_background(app: Litestar, plugin: SAQPlugin) -> Iterator[None]:
-    """Run the worker processes of ``plugin``'s ``separate_process`` queues while the block runs.
+def supervise_in_background(config: SAQConfig, *, debug: bool = False) -> Iterator[None]:
+    """Run the worker processes of ``config``'s ``separate_process`` queues while the block runs.
 
     Used by ``litestar run`` (server lifespan): the server owns SIGINT/SIGTERM; when it stops, the
     block ends and the children drain. The children load the app by the import path the Litestar CLI
     resolved (``--app``, ``LITESTAR_APP`` or autodiscovery).
     """
-    queue_configs = [
-        queue_config for queue_config in plugin.config.queue_configs if queue_config.separate_process
-    ]
+    queue_configs = [queue_config for queue_config in config.queue_configs if queue_config.separate_process]
     if not queue_configs:
         yield
         return
@@ -344,9 +337,9 @@ def supervise_in_background(app: Litestar, plugin: SAQPlugin) -> Iterator[None]:
         )
     supervisor = Supervisor(
         app_path,
-        {queue_config.name: plugin.config.processes_for(queue_config) for queue_config in queue_configs},
+        {queue_config.name: config.processes_for(queue_config) for queue_config in queue_configs},
         drain_timeout_s=drain_timeout_for(queue_configs),
-        debug=app.debug,
+        debug=debug,
     )
     with _sigterm_unwinds():
         supervisor.start()

@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 from saq.job import TERMINAL_STATUSES
 
-from litestar_saq.exceptions import SAQConfigError
-from litestar_saq.plugin import SAQPlugin
+from litestar_saq.runtime import SAQRuntime, runtime_of
+from litestar_saq.worker_group import WorkerGroup
 
 if TYPE_CHECKING:
     import httpx
@@ -39,15 +39,6 @@ if TYPE_CHECKING:
 __all__ = ("drain", "in_memory_queues", "running_app", "saq_in_memory", "wait_for_job")
 
 
-def _plugin(app: Litestar) -> SAQPlugin:
-    try:
-        return app.plugins.get(SAQPlugin)
-    except KeyError:
-        raise SAQConfigError(
-            "the app has no SAQPlugin; add SAQPlugin(...) to Litestar(plugins=[...])"
-        ) from None
-
-
 @contextmanager
 def in_memory_queues(app: Litestar) -> Iterator[None]:
     """Run every queue of ``app`` on ``memory://`` with in-process workers while the block runs.
@@ -55,7 +46,7 @@ def in_memory_queues(app: Litestar) -> Iterator[None]:
     Call it before the app starts (before ``app.lifespan()`` or the test client). Tasks, cron jobs,
     hooks and every other setting stay as configured.
     """
-    config = _plugin(app).config
+    config = runtime_of(app).config
     original = list(config.queue_configs)
     config.queue_configs = [
         dataclasses.replace(
@@ -122,31 +113,25 @@ async def drain(app: Litestar, *, timeout: float = 10.0, queues: list[str] | Non
     Raises:
         TimeoutError: naming the queues that still have jobs after ``timeout`` seconds.
     """
-    from litestar_saq.worker import build_worker
-
-    plugin = _plugin(app)
-    names = queues or list(plugin.task_queues)
-    running_here = {queue_config.name for queue_config in plugin.queues_to_run_here()}
-    temporary = [
-        build_worker(plugin.config.get_queue_config(name), plugin.task_queues.get(name), app)
-        for name in names
-        if name not in running_here
-    ]
-    worker_tasks = [asyncio.create_task(worker.start()) for worker in temporary]
+    runtime = runtime_of(app)
+    names = queues or list(runtime.task_queues)
+    running_here = {queue_config.name for queue_config in runtime.queues_to_run_here()}
+    temporary = WorkerGroup(
+        app, runtime, [name for name in names if name not in running_here], where="the test"
+    )
+    temporary.start()
     try:
-        await _wait_until_idle(plugin, names, timeout)
+        await _wait_until_idle(runtime, names, timeout)
     finally:
-        await asyncio.gather(*(worker.stop() for worker in temporary))
-        if worker_tasks:
-            await asyncio.wait(worker_tasks)
+        await temporary.stop()
 
 
-async def _wait_until_idle(plugin: SAQPlugin, names: list[str], timeout: float) -> None:
+async def _wait_until_idle(runtime: SAQRuntime, names: list[str], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while True:
         busy = {}
         for name in names:
-            queue = plugin.task_queues.get(name)
+            queue = runtime.task_queues.get(name)
             pending = await queue.count("queued") + await queue.count("active")
             if pending:
                 busy[name] = pending
@@ -177,7 +162,7 @@ async def wait_for_job(
     if isinstance(app_or_queue, Queue):
         queue = app_or_queue
     else:
-        queue = _plugin(app_or_queue).task_queues.get(queue_name or "default")
+        queue = runtime_of(app_or_queue).task_queues.get(queue_name or "default")
     deadline = time.monotonic() + timeout
     while True:
         job = await queue.job(key)

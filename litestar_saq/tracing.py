@@ -24,7 +24,6 @@ from saq.job import Status
 from litestar_saq.exceptions import MissingExtraError
 
 if TYPE_CHECKING:
-    from litestar import Litestar
     from opentelemetry.trace import Span, Tracer, TracerProvider
     from saq.job import Job
     from saq.queue import Queue
@@ -105,18 +104,12 @@ def instrument_queue(
 
 
 def worker_hooks(
-    app: Litestar, *, tracer_provider: TracerProvider | None = None
+    config: SAQConfig, *, tracer_provider: TracerProvider | None = None
 ) -> dict[str, list[WorkerHook]]:
     """The plugin's own worker hooks by hook name (CONSUMER spans), run before the user's hooks.
 
-    Empty when tracing is off or ``app`` has no ``SAQPlugin``.
+    Empty when ``config`` has tracing off.
     """
-    from litestar_saq.plugin import SAQPlugin
-
-    try:
-        config = app.plugins.get(SAQPlugin).config
-    except KeyError:
-        return {}
     if not tracing_enabled(config):
         return {}
     start, end = _consumer_hooks(_tracer(tracer_provider))

@@ -1,245 +1,337 @@
-"""Build the SAQ ``Worker`` of a queue: the one place where a ``QueueConfig`` becomes a running worker."""
+"""``PluginWorker``: a SAQ ``Worker`` that owns its lifecycle, stops promptly and never drops a job.
+
+It subclasses SAQ's ``Worker`` and overrides its public lifecycle methods (``start``, ``stop``,
+``process``); SAQ's own pieces still do the upkeep (``upkeep``: schedule, sweep, abort, worker info).
+Signals are not its business: the process that runs it (``serve_queues``, a web server) owns them.
+
+A worker runs ``concurrency`` slots. Each slot takes a job, runs it and records its outcome. From the
+moment the queue hands a slot a job, the slot is *busy*: a stop never cuts it short before the grace
+period, so a job is never left half-started. On stop, idle slots and upkeep loops are cancelled at
+once; busy slots get ``shutdown_grace_period_s`` to finish, then their jobs are cancelled and put back
+on the queue.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
-from typing import TYPE_CHECKING, Any, TypedDict
+import traceback
+from collections.abc import Callable, Collection, Coroutine
+from datetime import timezone
+from typing import TYPE_CHECKING, Any
 
-from saq.worker import Worker
+from saq.job import Status
+from saq.types import Context, JobTaskContext
+from saq.utils import cancel_tasks, now
+from saq.worker import Worker, ensure_coroutine_function
 
-from litestar_saq.liveness import new_worker_id
+from litestar_saq.exceptions import UnknownTaskError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Coroutine
+    from datetime import tzinfo
 
     from litestar import Litestar
     from litestar.datastructures import State
-    from saq.job import Job
+    from saq.job import CronJob, Job
     from saq.queue import Queue
+    from saq.types import FunctionsType, PartialTimersDict
 
-    from litestar_saq.config import QueueConfig
-
-__all__ = ("PluginWorker", "TaskContext", "UnknownTaskError", "build_worker")
+__all__ = ("PluginWorker", "TaskContext", "WorkerHook", "drain_budget_s")
 
 logger = logging.getLogger("litestar_saq")
+saq_logger = logging.getLogger("saq")
+
+WorkerHook = Callable[[Any], Coroutine[Any, Any, Any]]
+"""A worker hook (``startup``, ``before_process``…): an async function of ``ctx``."""
+
+OUTCOME_WRITE_S = 5.0
+"""After a job is cancelled at the end of the grace period: time to record that it goes back."""
+IDLE_SLOT_WAIT_S = 0.5
+"""How long a stop waits for cancelled idle slots (a broker read may outlive its cancellation)."""
+BROKER_ERROR_PAUSE_S = 0.5
+"""Pause of a slot after a broker error, so an outage does not spin."""
 
 
-class UnknownTaskError(LookupError):
-    """A job names a task that its worker does not have."""
+def drain_budget_s(shutdown_grace_period_s: float | None, cancellation_hard_deadline_s: float) -> float:
+    """The longest a worker's ``stop()`` waits for its jobs; shutdown hooks come on top of it.
+
+    Running jobs get the grace period (``None`` counts as 0), then are cancelled and get the hard
+    deadline to end, plus time to write that they go back on the queue.
+    """
+    return (shutdown_grace_period_s or 0) + cancellation_hard_deadline_s + OUTCOME_WRITE_S + IDLE_SLOT_WAIT_S
 
 
-class TaskContext(TypedDict, total=False):
-    """What a task receives as ``ctx``."""
+class TaskContext(Context, total=False):
+    """What a task receives as ``ctx``: SAQ's ``job``, ``worker``, ``queue``, and the app."""
 
-    job: Job
-    """The job being run."""
-    worker: Worker[Any]
-    """The worker running it."""
-    queue: Queue
-    """The job's queue, e.g. to enqueue follow-up jobs."""
     app: Litestar
     """The Litestar application, loaded in this process."""
     state: State
     """The app's ``State``, filled by its startup hooks and lifespans."""
-    exception: BaseException
-    """In ``after_process``: the error the job raised, if any."""
 
 
-class PluginWorker(Worker[Any]):
-    """A SAQ ``Worker`` that stops promptly and never drops a running job.
+class PluginWorker(Worker[TaskContext]):
+    """A SAQ ``Worker`` whose stop never drops a job: see the module's docstring.
 
-    On stop, workers that are only waiting for a job and the upkeep loops are cancelled at once; jobs
-    that are running get ``shutdown_grace_period_s`` to finish, then are cancelled, which makes SAQ
-    put them back on the queue. Signal handling is one switch, so the same worker runs inside a web
-    process (the server owns the signals) or on its own.
+    Arguments are SAQ ``Worker``'s; ``shutdown_grace_period_s`` may be a fraction of a second.
     """
 
-    def __init__(self, queue: Queue, functions: Any, *, handle_signals: bool, **options: Any) -> None:
-        grace_period = options.get("shutdown_grace_period_s")
-        hard_deadline = options.get("cancellation_hard_deadline_s", 1.0)
-        before_process = [self._mark_busy, *(options.pop("before_process", None) or [])]
-        super().__init__(queue, functions, before_process=before_process, **options)
-        if not handle_signals:
-            self.SIGNALS = []
-        self.grace_period_s: float = float(grace_period or 0)
-        self.hard_deadline_s: float = float(hard_deadline)
-        self._running_a_job: set[asyncio.Task[Any]] = set()
-        self._plain_dequeue = queue.dequeue
-        queue.dequeue = self._dequeue_and_mark  # type: ignore[method-assign]
-        self._drain_lock = asyncio.Lock()
-        self._drained = False
+    def __init__(
+        self,
+        queue: Queue,
+        functions: FunctionsType[TaskContext],
+        *,
+        id: str | None = None,
+        concurrency: int = 10,
+        cron_jobs: Collection[CronJob[TaskContext]] | None = None,
+        cron_tz: tzinfo = timezone.utc,
+        startup: Collection[WorkerHook] = (),
+        shutdown: Collection[WorkerHook] = (),
+        before_process: Collection[WorkerHook] = (),
+        after_process: Collection[WorkerHook] = (),
+        timers: PartialTimersDict | None = None,
+        dequeue_timeout: float = 0.0,
+        burst: bool = False,
+        max_burst_jobs: int | None = None,
+        shutdown_grace_period_s: float | None = None,
+        cancellation_hard_deadline_s: float = 1.0,
+        metadata: dict[str, Any] | None = None,
+        poll_interval: float = 0.0,
+    ) -> None:
+        super().__init__(
+            queue,
+            functions,
+            id=id,
+            concurrency=concurrency,
+            cron_jobs=cron_jobs,
+            cron_tz=cron_tz,
+            startup=list(startup),
+            shutdown=list(shutdown),
+            before_process=list(before_process),
+            after_process=list(after_process),
+            timers=timers,
+            dequeue_timeout=dequeue_timeout,
+            burst=burst,
+            max_burst_jobs=max_burst_jobs,
+            cancellation_hard_deadline_s=cancellation_hard_deadline_s,
+            metadata=metadata,
+            poll_interval=poll_interval,
+        )
+        self._shutdown_hooks = list(shutdown)
+        self.grace_period_s = float(shutdown_grace_period_s or 0)
+        self.hard_deadline_s = cancellation_hard_deadline_s
+        self.poll_interval = poll_interval
+        self._slots: set[asyncio.Task[None]] = set()
+        self._busy_slots: set[asyncio.Task[Any]] = set()
+        self._upkeep_tasks: list[asyncio.Task[None]] = []
+        self._ran_before = False
+        self._not_running = asyncio.Event()
+        self._not_running.set()
+
+    @property
+    def drain_budget_s(self) -> float:
+        """The longest ``stop()`` waits for running jobs (see ``drain_budget_s()``)."""
+        return drain_budget_s(self.grace_period_s, self.hard_deadline_s)
+
+    # --- lifecycle ---------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Run until ``stop()`` (or, with signal handling on, SIGINT/SIGTERM)."""
-        self._drained = False
-        await super().start()
+        """Run until ``stop()``; a ``stop()`` that comes first makes this return at once."""
+        ran_before, self._ran_before = self._ran_before, True
+        if self.event.is_set():
+            if not ran_before:
+                return  # stop() came before this first start
+            self.event.clear()  # a new run after a finished one
+        self._not_running.clear()
+        saq_logger.info("Worker starting: %r", self.queue)
+        try:
+            for hook in self.startup or ():
+                await hook(self.context)
+            if not self.event.is_set():
+                self._upkeep_tasks = await self.upkeep()
+                for _ in range(self.concurrency):
+                    self._open_slot()
+                await self.event.wait()
+        finally:
+            try:
+                await self._drain()
+            finally:
+                self._not_running.set()
+
+    async def stop(self) -> None:
+        """Stop taking jobs; return when running jobs finished or were put back and shutdown hooks ran."""
+        self.event.set()
+        await self._not_running.wait()
+
+    def _open_slot(self) -> None:
+        slot = asyncio.create_task(self._run_slot(), name=f"saq-slot-{self.queue.name}")
+        self._slots.add(slot)
+        slot.add_done_callback(self._slot_closed)
+
+    async def _run_slot(self) -> None:
+        while not self.event.is_set():
+            took_job = await self.process()
+            if self.burst and self._burst_is_over(took_job):
+                return
+
+    def _slot_closed(self, slot: asyncio.Task[None]) -> None:
+        self._slots.discard(slot)
+        if slot.cancelled() or self.event.is_set():
+            return
+        error = slot.exception()
+        if error is not None:
+            logger.error("queue %r: a worker slot failed; opening a new one", self.queue.name, exc_info=error)
+            self._open_slot()
+        elif self.burst and not self._slots:
+            self.event.set()  # burst mode: every slot found the queue empty or the job limit reached
+
+    def _burst_is_over(self, took_job: bool) -> bool:
+        if not took_job:
+            self.burst_condition_met = True
+        elif self.max_burst_jobs is not None:
+            self.burst_jobs_processed += 1
+            if self.burst_jobs_processed >= self.max_burst_jobs:
+                self.burst_condition_met = True
+        return self.burst_condition_met
+
+    async def _drain(self) -> None:
+        slots = [slot for slot in self._slots if not slot.done()]
+        busy = [slot for slot in slots if slot in self._busy_slots]
+        idle = [slot for slot in slots if slot not in self._busy_slots]
+        upkeep, self._upkeep_tasks = self._upkeep_tasks, []
+        for task in (*idle, *upkeep):
+            task.cancel()
+        if busy:
+            _, late = await asyncio.wait(busy, timeout=self.grace_period_s)
+            if late:
+                logger.warning(
+                    "queue %r: %d job(s) still running after the %.0f s grace period, aborting them so "
+                    "they are retried: %s",
+                    self.queue.name,
+                    len(late),
+                    self.grace_period_s,
+                    [job.key for job in self.job_task_contexts],
+                )
+                for slot in late:
+                    slot.cancel()
+                await asyncio.wait(late, timeout=self.hard_deadline_s + OUTCOME_WRITE_S)
+        if idle or upkeep:
+            # A broker read can outlive its cancellation by up to the client's socket timeout; those
+            # reads hold no job and end when the queue disconnects, so they are not waited for longer.
+            await asyncio.wait([*idle, *upkeep], timeout=IDLE_SLOT_WAIT_S)
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        for hook in self._shutdown_hooks:
+            await hook(self.context)
+
+    # --- one job -----------------------------------------------------------------------------------
 
     async def process(self) -> bool:
+        """Take one job and run it to its recorded outcome; return whether a job was taken."""
         try:
-            return await super().process()
+            job = await self.queue.dequeue(timeout=self.dequeue_timeout, poll_interval=self.poll_interval)
         except Exception:
-            # SAQ lets a broker error escape when it cannot record a job's outcome (e.g. Redis is
-            # restarting); the job stays active and the sweep recovers it. Log it, pause briefly so
-            # an outage does not spin, and keep this slot alive.
-            logger.exception("queue %r: a worker slot failed talking to the broker", self.queue.name)
-            await asyncio.sleep(0.5)
+            logger.exception("queue %r: taking a job failed; trying again shortly", self.queue.name)
+            await asyncio.sleep(BROKER_ERROR_PAUSE_S)
             return False
+        if job is None:
+            return False
+        slot = asyncio.current_task()
+        assert slot is not None, "process() runs in a task"
+        self._busy_slots.add(slot)
+        try:
+            await self._run(job)
+        except Exception:
+            # The broker failed while the job's outcome was being written (e.g. Redis restarting):
+            # the job stays active and the sweep recovers it.
+            logger.exception("queue %r: could not record the outcome of job %s", self.queue.name, job.key)
+            await asyncio.sleep(BROKER_ERROR_PAUSE_S)
         finally:
-            self._running_a_job.discard(asyncio.current_task())
+            self._busy_slots.discard(slot)
+        return True
 
-    async def _dequeue_and_mark(self, *args: Any, **kwargs: Any) -> Any:
-        """The queue's ``dequeue``, marking the calling slot busy the moment it holds a job.
+    async def _run(self, job: Job) -> None:
+        job.started = now()
+        job.attempts += 1
+        job.worker_id = self.id
+        context = TaskContext(**self.context, job=job)
+        running: JobTaskContext | None = None
+        try:
+            await job.update(status=Status.ACTIVE)
+            for hook in self.before_process or ():
+                await hook(context)
+            if saq_logger.isEnabledFor(logging.INFO):
+                saq_logger.info("Processing %s", job.info(saq_logger.isEnabledFor(logging.DEBUG)))
+            function = ensure_coroutine_function(self._function_of(job), self.pool)
+            task = asyncio.create_task(function(context, **(job.kwargs or {})))
+            running = JobTaskContext(task=task, aborted=None)
+            self.job_task_contexts[job] = running
+            result = await self._result_of(task, job)
+            if running["aborted"] is None:
+                await job.finish(Status.COMPLETE, result=result)
+        except asyncio.CancelledError:
+            await self._record_cancellation(job, running)
+        except Exception as exc:
+            context["exception"] = exc
+            await self._record_failure(job, running, traceback.format_exc())
+        finally:
+            if running is not None and self.job_task_contexts.get(job) is running:
+                del self.job_task_contexts[job]
+            for hook in self.after_process or ():
+                try:
+                    await hook(context)
+                except (Exception, asyncio.CancelledError):
+                    logger.exception(
+                        "queue %r: an after_process hook failed for job %s", self.queue.name, job.key
+                    )
 
-        From then until the job's outcome is written, cancelling the slot could strand the job, so
-        a stopping worker gives it the grace period like any running job.
-        """
-        job = await self._plain_dequeue(*args, **kwargs)
-        task = asyncio.current_task()
-        if job is not None and task is not None:
-            self._running_a_job.add(task)
-        return job
-
-    async def _mark_busy(self, ctx: Any) -> None:
-        """First ``before_process`` hook: from here on this task runs a job and must not be cut short.
-
-        Also refuses a job whose task this worker does not have, with a message that says so, and
-        without retries: another attempt on the same worker cannot succeed.
-        """
-        task = asyncio.current_task()
-        if task is not None:
-            self._running_a_job.add(task)
-        job = ctx["job"]
-        if job.function not in self.functions:
-            job.retries = job.attempts
+    def _function_of(self, job: Job) -> Callable[..., Any]:
+        function = self.functions.get(job.function)
+        if function is None:
+            job.retries = job.attempts  # another attempt on this worker cannot succeed
             raise UnknownTaskError(
                 f"queue {self.queue.name!r}: job {job.key!r} asks for task {job.function!r}, which this "
                 f"worker does not have; its tasks are: {', '.join(sorted(self.functions)) or 'none'}. "
                 "Add the task to the queue's QueueConfig(tasks=[...]) or fix the name used to enqueue."
             )
+        return function
 
-    async def stop(self) -> None:
-        """Stop taking jobs, let running ones finish within the grace period, then run shutdown hooks."""
-        self.event.set()
-        async with self._drain_lock:
-            if self._drained:
-                return
-            try:
-                await self._drain()
-            finally:
-                self._drained = True
-
-    async def _drain(self) -> None:
-        tasks = [task for task in self.tasks if not task.done()]
-        self.tasks.clear()
-        running = [task for task in tasks if task in self._running_a_job]
-        idle = [task for task in tasks if task not in self._running_a_job]
-        # Upkeep loops and workers still waiting for a job have nothing to finish.
-        for task in idle:
+    async def _result_of(self, task: asyncio.Task[Any], job: Job) -> Any:
+        """Wait for the job's task within the job's timeout; a cancelled wait leaves the task running."""
+        done, _ = await asyncio.wait((task,), timeout=job.timeout or None)
+        if not done:
             task.cancel()
-        if running:
-            _, still_running = await asyncio.wait(running, timeout=self.grace_period_s)
-            if still_running:
-                logger.warning(
-                    "queue %r: %d job(s) still running after the %.0f s grace period, aborting them so "
-                    "they are retried: %s",
-                    self.queue.name,
-                    len(still_running),
-                    self.grace_period_s,
-                    [job.key for job in self.job_task_contexts],
-                )
-                for task in still_running:
-                    task.cancel()
-                await asyncio.wait(still_running, timeout=self.hard_deadline_s + 5)
-        if idle:
-            # A broker read can outlive its cancellation by up to the client's socket timeout; those
-            # reads end when the queue disconnects, and hold no job, so they are not waited for.
-            await asyncio.wait(idle, timeout=0.5)
-        await self._requeue_unstarted_jobs()
-        if self.queue.dequeue == self._dequeue_and_mark:
-            self.queue.dequeue = self._plain_dequeue  # type: ignore[method-assign]
-        self.pool.shutdown(wait=True, cancel_futures=True)
-        for hook in _as_hooks(self.shutdown):
-            await hook(self.context)
+            raise asyncio.TimeoutError(f"job {job.key!r} ran longer than its timeout of {job.timeout} s")
+        return task.result()
 
-    async def _requeue_unstarted_jobs(self) -> None:
-        """A slot cancelled between taking a job and starting it leaves the job active: put it back."""
-        requeue = getattr(self.queue, "requeue_unstarted_jobs_of_worker", None)
-        if requeue is None:
-            return  # the queue recovers such jobs itself (memory, PostgreSQL) or through its sweep
-        try:
-            requeued = await requeue(self.id)
-        except Exception:
-            logger.exception("queue %r: could not requeue jobs taken but not started", self.queue.name)
+    async def _record_cancellation(self, job: Job, running: JobTaskContext | None) -> None:
+        """The job was aborted, or this slot was stopped: record which, so nothing is lost."""
+        if running is None:
+            # Stopped before the job's task began: put it back without using up an attempt.
+            job.attempts = max(0, job.attempts - 1)
+            await job.retry("worker stopped before the job started")
             return
-        if requeued:
-            logger.info(
-                "queue %r: requeued %d job(s) taken but not started: %s",
+        if running["aborted"] is not None:
+            await job.finish(Status.ABORTED, error=running["aborted"])
+            return
+        await self._end_task(job, running["task"])
+        await job.retry("cancelled")
+
+    async def _record_failure(self, job: Job, running: JobTaskContext | None, error: str) -> None:
+        logger.exception("queue %r: job %s failed", self.queue.name, job.key)
+        if running is not None:
+            await self._end_task(job, running["task"])
+        if job.retryable:
+            await job.retry(error)
+        else:
+            await job.finish(Status.FAILED, error=error)
+
+    async def _end_task(self, job: Job, task: asyncio.Task[Any]) -> None:
+        if task.done():
+            return
+        if not await cancel_tasks([task], self.hard_deadline_s):
+            logger.warning(
+                "queue %r: job %s did not end within %.1f s of being cancelled; it may be blocked",
                 self.queue.name,
-                len(requeued),
-                requeued,
+                job.key,
+                self.hard_deadline_s,
             )
-
-
-def build_worker(
-    queue_config: QueueConfig,
-    queue: Queue,
-    app: Litestar,
-    *,
-    handle_signals: bool = False,
-    extra_hooks: dict[str, list[Callable[[Any], Coroutine[Any, Any, Any]]]] | None = None,
-) -> PluginWorker:
-    """Build the worker for ``queue_config`` on ``queue``, with ``ctx`` holding the app and its state.
-
-    Args:
-        queue_config: the queue's configuration; dotted paths are imported here.
-        queue: the connected queue the worker takes jobs from.
-        app: the application whose ``state`` tasks see as ``ctx["state"]``.
-        handle_signals: let the worker stop itself on SIGINT/SIGTERM (standalone workers only).
-        extra_hooks: the plugin's own hooks by hook name; they run before the user's.
-    """
-    from litestar_saq.tracing import worker_hooks
-
-    own_hooks = worker_hooks(app)
-    for hook_field, hook_list in (extra_hooks or {}).items():
-        own_hooks.setdefault(hook_field, []).extend(hook_list)
-    hooks = {
-        hook_field: [*own_hooks.get(hook_field, []), *queue_config.resolve_hooks(hook_field)]
-        for hook_field in ("startup", "shutdown", "before_process", "after_process")
-    }
-    metadata = {"pid": os.getpid(), "host": socket.gethostname(), **(queue_config.metadata or {})}
-    worker = PluginWorker(
-        queue,
-        list(queue_config.resolve_tasks().items()),
-        handle_signals=handle_signals,
-        concurrency=queue_config.concurrency,
-        cron_jobs=queue_config.resolve_cron_jobs(),
-        cron_tz=queue_config.cron_tz,
-        startup=hooks["startup"] or None,
-        shutdown=hooks["shutdown"] or None,
-        before_process=hooks["before_process"],
-        after_process=hooks["after_process"] or None,
-        # Stats every 5 s and a sweep every 10 s (SAQ: 10 s and 60 s), so the jobs of a dead worker
-        # are recovered within seconds rather than minutes; see RedisQueue.sweep.
-        timers={"worker_info": 5, "sweep": 10, **(queue_config.timers or {})},
-        id=new_worker_id(),
-        dequeue_timeout=queue_config.dequeue_timeout,
-        burst=queue_config.burst,
-        max_burst_jobs=queue_config.max_burst_jobs,
-        shutdown_grace_period_s=queue_config.shutdown_grace_period_s,
-        cancellation_hard_deadline_s=queue_config.cancellation_hard_deadline_s,
-        metadata=metadata,
-        poll_interval=queue_config.poll_interval,
-    )
-    worker.context.update({"queue": queue, "app": app, "state": app.state})
-    return worker
-
-
-def _as_hooks(hooks: Any) -> list[Callable[[Any], Coroutine[Any, Any, Any]]]:
-    if hooks is None:
-        return []
-    if callable(hooks):
-        return [hooks]
-    return list(hooks)

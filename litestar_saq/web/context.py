@@ -10,13 +10,13 @@ import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
 
-from litestar_saq.exceptions import QueueNotFoundError
+from litestar_saq.exceptions import DashboardLookupError, QueueNotFoundError
 
 if TYPE_CHECKING:
     from saq.job import Job
     from saq.queue import Queue
 
-    from litestar_saq.plugin import SAQPlugin
+    from litestar_saq.queues import TaskQueueRegistry
 
 __all__ = ("DashboardContext", "DashboardLookupError", "api_error_response", "job_view", "jsonable")
 
@@ -26,15 +26,12 @@ QUEUE_JOBS_LIMIT = 100
 """Most jobs ``GET /api/queues/{q}`` returns: SAQ's UI polls it every 2 s per open tab."""
 
 
-class DashboardLookupError(LookupError):
-    """A queue or job named in a dashboard URL does not exist; answered with 404 ``{"error": ...}``."""
-
-
 @dataclass
 class DashboardContext:
     """The state one mounted dashboard needs; built once per app by ``build_web_router``."""
 
-    plugin: SAQPlugin
+    task_queues: TaskQueueRegistry
+    """The app's queues, connected while it runs."""
     root_path: str
     """``web_path`` without its trailing slash: ``"/saq"``, or ``""`` when mounted at ``/``."""
     worker_starts: dict[tuple[str, str], float] = field(default_factory=dict)
@@ -43,13 +40,13 @@ class DashboardContext:
     def queue(self, queue_name: str) -> Queue:
         """Return the queue ``queue_name``, or raise ``DashboardLookupError`` naming the known ones."""
         try:
-            return self.plugin.task_queues.get(queue_name)
+            return self.task_queues.get(queue_name)
         except QueueNotFoundError as exc:
             raise DashboardLookupError(str(exc)) from None
 
     def queues(self) -> list[Queue]:
         """Return the app's connected queues in configuration order."""
-        return list(self.plugin.task_queues.values())
+        return list(self.task_queues.values())
 
     async def job(self, queue_name: str, job_key: str) -> Job:
         """Return job ``job_key`` of queue ``queue_name`` or raise ``DashboardLookupError``."""
