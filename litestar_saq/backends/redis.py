@@ -11,6 +11,8 @@ What differs from SAQ's ``RedisQueue``:
 - a payload that cannot be decoded fails that job with a clear error instead of stalling the worker;
 - expiring keys are written with ``SET … PX`` (redis-py 8 deprecates ``SETEX``);
 - ``disconnect()`` closes the client only if the queue created it.
+
+Its few uses of SAQ internals go through :mod:`~litestar_saq.backends.redis_saq_adapter`.
 """
 
 from __future__ import annotations
@@ -32,6 +34,13 @@ from saq.queue.redis import RedisQueue as SAQRedisQueue
 from saq.utils import millis, now
 
 from litestar_saq.backends.redis_recovery import OrphanJudge, Verdict
+from litestar_saq.backends.redis_saq_adapter import (
+    close_pubsub,
+    enqueue_with_saq,
+    is_wrong_queue_error,
+    job_by_id,
+)
+from litestar_saq.dsn import describe_broker
 from litestar_saq.exceptions import BrokerUnavailableError
 
 if TYPE_CHECKING:
@@ -105,26 +114,19 @@ class RedisQueue(SAQRedisQueue):
             await self.redis.ping()
         except (RedisError, OSError) as exc:
             raise BrokerUnavailableError(
-                f"queue {self.name!r}: cannot reach Redis at {self.broker_address()}: "
+                f"queue {self.name!r}: cannot reach Redis at {describe_broker(self.redis)}: "
                 f"{type(exc).__name__}: {exc}"
             ) from exc
 
     async def disconnect(self) -> None:
         """Stop listening; close the client only if this queue created it. Never fails on an outage."""
         try:
-            await self._pubsub.close()
+            await close_pubsub(self)
         except _BROKER_ERRORS as exc:
             logger.debug("queue %r: unsubscribing failed while disconnecting: %s", self.name, exc)
         if self.owns_client:
             await self.redis.aclose()
             await self.redis.connection_pool.disconnect()
-
-    def broker_address(self) -> str:
-        """``host:port/db`` (or the socket path) of the client, without credentials."""
-        kwargs = self.redis.connection_pool.connection_kwargs
-        if "path" in kwargs:
-            return f"unix://{kwargs['path']}"
-        return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
 
     # SAQ writes expiring keys with SETEX, which redis-py 8 deprecates; these three writes use
     # SET … PX instead and keep SAQ's keys and values.
@@ -177,11 +179,11 @@ class RedisQueue(SAQRedisQueue):
 
     async def _enqueue(self, job: Job) -> Job | None:
         try:
-            return await asyncio.wait_for(super()._enqueue(job), self.operation_timeout)
+            return await asyncio.wait_for(enqueue_with_saq(self, job), self.operation_timeout)
         except (asyncio.TimeoutError, *_BROKER_ERRORS) as exc:
             raise BrokerUnavailableError(
                 f"queue {self.name!r}: could not enqueue {job.function!r} (key {job.key!r}): Redis at "
-                f"{self.broker_address()} did not answer ({type(exc).__name__}: {exc}). The job was "
+                f"{describe_broker(self.redis)} did not answer ({type(exc).__name__}: {exc}). The job was "
                 "not enqueued; retry later or check the broker."
             ) from exc
 
@@ -197,11 +199,13 @@ class RedisQueue(SAQRedisQueue):
             try:
                 # redis-py annotates BLMOVE's timeout as int; Redis >= 6 takes fractions of a second.
                 block_s: Any = round(wait_s, 3)
-                job_id = await self.redis.blmove(self._queued, self._active, block_s, "LEFT", "RIGHT")
+                job_id = await self.redis.blmove(
+                    self.namespace("queued"), self.namespace("active"), block_s, "LEFT", "RIGHT"
+                )
                 if job_id is None:
                     self._broker_is_back()
                     continue
-                job = await self._get_job_by_id(job_id)
+                job = await job_by_id(self, job_id)
             except _BROKER_ERRORS as exc:
                 await self._wait_for_broker(exc)
                 continue
@@ -222,7 +226,7 @@ class RedisQueue(SAQRedisQueue):
             logger.error(
                 "queue %r: lost Redis at %s (%s: %s); retrying with backoff",
                 self.name,
-                self.broker_address(),
+                describe_broker(self.redis),
                 type(exc).__name__,
                 exc,
             )
@@ -233,7 +237,7 @@ class RedisQueue(SAQRedisQueue):
             logger.warning(
                 "queue %r: Redis at %s is back after %.1f s",
                 self.name,
-                self.broker_address(),
+                describe_broker(self.redis),
                 time.monotonic() - self._outage_started,
             )
             self._outage_started = None
@@ -243,7 +247,7 @@ class RedisQueue(SAQRedisQueue):
         try:
             return super().deserialize(payload, status)
         except Exception as exc:
-            if "fetched by wrong queue" in str(exc):
+            if is_wrong_queue_error(exc):
                 raise
             shown = payload[:200] if isinstance(payload, (str, bytes)) else payload
             error = (
@@ -257,9 +261,9 @@ class RedisQueue(SAQRedisQueue):
 
     async def sweep(self, lock: int = 60, abort: float = 5.0) -> list[str]:
         """Recover stuck and orphaned jobs; one worker per ``lock`` seconds does it (a Redis lock)."""
-        if not await self.redis.set(self._sweep, 1, nx=True, ex=max(1, int(lock))):
+        if not await self.redis.set(self.namespace("sweep"), 1, nx=True, ex=max(1, int(lock))):
             return []
-        job_ids = [_text(job_id) for job_id in await self.redis.lrange(self._active, 0, -1)]
+        job_ids = [_text(job_id) for job_id in await self.redis.lrange(self.namespace("active"), 0, -1)]
         self._judge.forget_all_but(set(job_ids))
         if not job_ids:
             return []
@@ -276,26 +280,9 @@ class RedisQueue(SAQRedisQueue):
 
     async def live_worker_ids(self) -> set[str]:
         """Ids of the workers whose stats have not expired."""
-        keys = await self.redis.zrangebyscore(self._stats, now(), "inf")
+        keys = await self.redis.zrangebyscore(self.namespace("stats"), now(), "inf")
         prefix = self.namespace("worker_info:")
         return {_text(key)[len(prefix) :] for key in keys}
-
-    async def recover_jobs_of_worker(self, worker_id: str, error: str = "worker died") -> list[str]:
-        """Retry (or fail, when out of retries) every job that ``worker_id`` was running.
-
-        For a supervisor that knows a worker process has died: its jobs run again at once.
-        """
-        recovered = []
-        for job_id in [_text(job_id) for job_id in await self.redis.lrange(self._active, 0, -1)]:
-            job = self.deserialize(await self.redis.get(job_id))
-            if (
-                job is not None
-                and job.worker_id == worker_id
-                and job.status in (Status.ACTIVE, Status.ABORTING)
-            ):
-                await self._recover(job_id, job, Verdict.ORPHANED, 0, error=error)
-                recovered.append(job.key)
-        return recovered
 
     async def requeue_unstarted_jobs_of_worker(self, worker_id: str) -> list[str]:
         """Put back, without using up an attempt, the jobs a stopping worker took but never started.
@@ -304,7 +291,7 @@ class RedisQueue(SAQRedisQueue):
         the job's fault, so it goes back on the queue as it was.
         """
         requeued = []
-        for job_id in [_text(job_id) for job_id in await self.redis.lrange(self._active, 0, -1)]:
+        for job_id in [_text(job_id) for job_id in await self.redis.lrange(self.namespace("active"), 0, -1)]:
             job = self.deserialize(await self.redis.get(job_id))
             if job is not None and job.worker_id == worker_id and job.status == Status.ACTIVE:
                 job.attempts = max(0, job.attempts - 1)
@@ -312,23 +299,21 @@ class RedisQueue(SAQRedisQueue):
                 requeued.append(job.key)
         return requeued
 
-    async def _recover(
-        self, job_id: str, job: Job | None, verdict: Verdict, abort_wait_s: float, error: str | None = None
-    ) -> None:
-        error = error or self.swept_error_message
+    async def _recover(self, job_id: str, job: Job | None, verdict: Verdict, abort_wait_s: float) -> None:
+        error = self.swept_error_message
         if verdict is Verdict.FORGET or job is None:
             async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.lrem(self._active, 0, job_id)
+                pipe.lrem(self.namespace("active"), 0, job_id)
                 if job is None:
-                    pipe.zrem(self._incomplete, job_id)
+                    pipe.zrem(self.namespace("incomplete"), job_id)
                 await pipe.execute()
             logger.info("queue %r: dropped stale active entry %s", self.name, job_id)
             return
         logger.warning("queue %r: recovering job %s (%s)", self.name, job.key, verdict.value)
         if verdict is Verdict.REQUEUE:
             async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.lrem(self._active, 0, job_id)
-                pipe.rpush(self._queued, job_id)
+                pipe.lrem(self.namespace("active"), 0, job_id)
+                pipe.rpush(self.namespace("queued"), job_id)
                 await pipe.execute()
             return
         if verdict is Verdict.STUCK:

@@ -118,19 +118,23 @@ async def test_active_job_of_a_dead_worker_is_retried_without_waiting_for_its_ti
     assert retried.error == "swept"
 
 
-async def test_supervisor_can_recover_a_dead_workers_jobs_at_once(queue: RedisQueue) -> None:
-    job = await queue.enqueue("count_run", retries=1)
+async def test_sweep_recovers_the_jobs_of_a_dead_worker_of_this_host_at_once(queue: RedisQueue) -> None:
+    from litestar_saq.liveness import new_worker_id
+
+    job = await queue.enqueue("count_run", retries=1, timeout=3600)
     assert job is not None
     dequeued = await queue.dequeue(timeout=1)
     assert dequeued is not None
-    dequeued.worker_id, dequeued.attempts = "w-1", 1
+    dead_pid = 2**22 + 12345  # above Linux's pid_max default: no such process
+    dequeued.worker_id = new_worker_id().rsplit("-", 2)[0] + f"-{dead_pid}-0123abcd"
+    dequeued.attempts = 1
     await dequeued.update(status=Status.ACTIVE)
-    assert await queue.recover_jobs_of_worker("w-2") == []
-    assert await queue.recover_jobs_of_worker("w-1", error="worker process 123 was killed") == [job.key]
+    # No grace period and no wait for the worker's stats to expire: its process is known to be gone.
+    assert await queue.sweep(lock=1) == [job.id]
     failed = await queue.job(job.key)
     assert failed is not None
     assert failed.status == Status.ABORTED  # no retries left
-    assert failed.error == "worker process 123 was killed"
+    assert failed.error == "swept"
 
 
 async def test_undecodable_payload_fails_that_job_and_the_worker_goes_on(queue: RedisQueue) -> None:
