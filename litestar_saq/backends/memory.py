@@ -311,12 +311,12 @@ class MemoryQueue(Queue):
         job_keys: Iterable[str],
         callback: ListenCallback,
         timeout: float | None = 10,
-        poll_interval: float = 0.5,
+        poll_interval: float = 0.5,  # unused: changes are pushed to listeners, never polled for
     ) -> None:
         """Call ``callback(key, status)`` with each job's current status, then on every change.
 
         Returns when the callback returns something truthy; raises ``asyncio.TimeoutError`` after
-        ``timeout`` seconds (falsy: never). Changes are pushed, so ``poll_interval`` is unused.
+        ``timeout`` seconds (falsy: never).
         """
         self._bind_loop()
         await self._listeners.listen(job_keys, self._current_status, callback, timeout)
