@@ -7,7 +7,7 @@ from typing import Any
 
 from litestar_saq.exceptions import TaskImportError
 
-__all__ = ("import_string",)
+__all__ = ("callable_name", "import_string")
 
 
 def import_string(dotted_path: str, *, what: str) -> Any:
@@ -60,3 +60,10 @@ def import_string(dotted_path: str, *, what: str) -> Any:
         f"{what}: {dotted_path!r}: no module named {parts[0]!r} could be imported. Check the path "
         "and that the package is installed or on sys.path."
     )
+
+
+def callable_name(function: Any) -> str:
+    """The name to show for a task given as a function or a dotted path."""
+    if isinstance(function, str):
+        return function
+    return str(getattr(function, "__qualname__", None) or getattr(function, "__name__", repr(function)))

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from saq.queue import Queue
+
 from litestar_saq.dsn import (
     ASYNCPG_SCHEMES,
     MEMORY_SCHEMES,
@@ -21,8 +23,6 @@ from litestar_saq.dsn import (
 from litestar_saq.exceptions import MissingExtraError, SAQConfigError
 
 if TYPE_CHECKING:
-    from saq.queue import Queue
-
     from litestar_saq.config import QueueConfig, SAQConfig
 
 __all__ = ("queue_from_config", "queue_from_dsn")
@@ -62,8 +62,6 @@ def queue_from_dsn(dsn: str, *, name: str, **options: Any) -> Queue:
 
 def queue_from_config(queue_config: QueueConfig, config: SAQConfig) -> tuple[Queue, bool]:
     """Build ``queue_config``'s queue; return it and whether the plugin owns (and must close) it."""
-    from saq.queue import Queue
-
     serializers: dict[str, Any] = {}
     if config.json_serializer is not None:
         serializers["dump"] = config.json_serializer

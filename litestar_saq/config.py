@@ -12,10 +12,10 @@ from datetime import timezone, tzinfo
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
 from litestar.utils.predicates import is_async_callable
 
-from litestar_saq._imports import import_string
+from litestar_saq._imports import callable_name, import_string
+from litestar_saq.cron import CronJob, TaskFunction
 from litestar_saq.dsn import SUPPORTED_SCHEMES, describe_broker, dsn_scheme
 from litestar_saq.exceptions import SAQConfigError
 
@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 
 __all__ = ("CronJob", "HookSpec", "QueueConfig", "SAQConfig", "TaskSpec")
 
-TaskFunction = Callable[..., Any]
 TaskSpec = TaskFunction | str | tuple[str, TaskFunction | str]
 """A task: an ``async def`` function, its dotted path, or a ``(name, function_or_path)`` pair."""
 Hook = Callable[[Any], Any] | str
@@ -33,58 +32,6 @@ HookSpec = Hook | Collection[Hook] | None
 """A worker hook (``startup``, ``before_process``…): a callable, a dotted path, or a list of either."""
 
 _TIMER_NAMES = frozenset({"schedule", "worker_info", "sweep", "abort"})
-
-
-@dataclass
-class CronJob:
-    """A task that the queue's workers enqueue on a cron schedule.
-
-    Exactly one run is enqueued per tick across all workers of the queue (``unique=True``, the default,
-    gives every run the key ``cron:<function name>``).
-    """
-
-    function: TaskFunction | str
-    """The task to run: an ``async def`` function or its dotted path ("app.tasks.cleanup")."""
-    cron: str
-    """A cron expression, e.g. ``"*/5 * * * *"``; evaluated in the queue's ``cron_tz``."""
-    unique: bool = True
-    """Enqueue each tick under one key so that many workers enqueue it once."""
-    timeout: int | None = None
-    """Seconds before a run is cancelled and retried; ``None`` keeps SAQ's default."""
-    heartbeat: int | None = None
-    """Seconds without a heartbeat after which a run counts as stuck; ``None`` disables the check."""
-    retries: int | None = None
-    """How many attempts a run gets; ``None`` keeps SAQ's default (1)."""
-    ttl: int | None = None
-    """Seconds to keep a finished run's result; ``None`` keeps SAQ's default."""
-    kwargs: dict[str, Any] | None = None
-    """Keyword arguments passed to the task."""
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.cron, str) or not croniter.is_valid(self.cron):
-            raise SAQConfigError(
-                f"CronJob({_callable_name(self.function)!r}): cron {self.cron!r} is not a valid cron "
-                "expression; use five fields 'minute hour day month weekday', e.g. '*/5 * * * *'"
-            )
-        if not (callable(self.function) or isinstance(self.function, str)):
-            raise SAQConfigError(
-                f"CronJob: function {self.function!r} is neither a callable nor a dotted path"
-            )
-
-    def to_saq(self, function: TaskFunction) -> SAQCronJob[Any]:
-        """Build SAQ's ``CronJob`` around the resolved function."""
-        from saq.job import CronJob as SAQCronJob
-
-        return SAQCronJob(
-            function=function,
-            cron=self.cron,
-            unique=self.unique,
-            timeout=self.timeout,
-            heartbeat=self.heartbeat,
-            retries=self.retries,
-            ttl=self.ttl,
-            kwargs=self.kwargs,
-        )
 
 
 @dataclass
@@ -159,7 +106,7 @@ class QueueConfig:
             for hook in _as_list(getattr(self, hook_field)):
                 self._check_function(hook_field, hook)
         explicit_names = [task[0] for task in self.tasks if isinstance(task, tuple)]
-        explicit_names += [_callable_name(task) for task in self.tasks if callable(task)]
+        explicit_names += [callable_name(task) for task in self.tasks if callable(task)]
         _reject_duplicates(explicit_names, lambda name: self._error("tasks", name, _DUPLICATE_TASK_HINT))
 
     # --- checks --------------------------------------------------------------------------------------
@@ -237,7 +184,7 @@ class QueueConfig:
         if not is_async_callable(function):
             raise self._error(
                 field_name,
-                _callable_name(function),
+                callable_name(function),
                 "is a plain 'def'; declare it 'async def' (run blocking work with "
                 "anyio.to_thread.run_sync inside it)",
             )
@@ -257,10 +204,10 @@ class QueueConfig:
                 add(task[0], self._resolve("tasks", task[1]))
             else:
                 function = self._resolve("tasks", task)
-                add(_callable_name(function), function)
+                add(callable_name(function), function)
         for cron_job in self.scheduled_tasks:
             function = self._resolve("scheduled_tasks", cron_job.function)
-            add(_callable_name(function), function)
+            add(callable_name(function), function)
         return tasks
 
     def resolve_cron_jobs(self) -> list[SAQCronJob[Any]]:
@@ -273,9 +220,9 @@ class QueueConfig:
 
     def _resolve(self, field_name: str, function: TaskFunction | str) -> TaskFunction:
         if isinstance(function, str):
-            resolved = import_string(function, what=f"queue {self.name!r}: {field_name}")
+            resolved: TaskFunction = import_string(function, what=f"queue {self.name!r}: {field_name}")
             self._check_function(field_name, resolved)
-            return resolved  # type: ignore[no-any-return]
+            return resolved
         return function
 
     @property
@@ -353,17 +300,15 @@ class SAQConfig:
 _DUPLICATE_TASK_HINT = "is registered twice; give one of them another name with a (name, function) pair"
 
 
-def _callable_name(function: Any) -> str:
-    if isinstance(function, str):
-        return function
-    return str(getattr(function, "__qualname__", None) or getattr(function, "__name__", repr(function)))
-
-
 def _as_list(hooks: HookSpec) -> list[Hook]:
     if hooks is None:
         return []
-    if isinstance(hooks, (str, Mapping)) or callable(hooks):
-        return [hooks]  # type: ignore[list-item]
+    if isinstance(hooks, str) or callable(hooks):
+        return [hooks]
+    if isinstance(hooks, Mapping):
+        # Not a list of hooks, whatever the annotation says: kept whole so that the check names it.
+        not_a_hook: Any = hooks
+        return [not_a_hook]
     return list(hooks)
 
 

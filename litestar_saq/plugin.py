@@ -13,7 +13,7 @@ from litestar_saq.brokers import queue_from_config
 from litestar_saq.cli import build_cli_app
 from litestar_saq.queues import TaskQueueRegistry, TaskQueues
 from litestar_saq.runtime import SAQRuntime, is_worker_child
-from litestar_saq.supervisor import supervise_in_background
+from litestar_saq.server_lifespan import supervise_in_background
 from litestar_saq.tracing import instrument_queue
 from litestar_saq.web import build_web_router
 from litestar_saq.worker_group import WorkerGroup

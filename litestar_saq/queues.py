@@ -27,15 +27,11 @@ class TaskQueueRegistry(Mapping[str, "Queue"]):
 
     def get(self, name: str, default: Any = None) -> Queue:
         """Return the queue called ``name``; raise ``QueueNotFoundError`` naming the known queues."""
-        try:
-            return self._queues[name]
-        except KeyError:
-            if default is not None:
-                return default  # type: ignore[no-any-return]
-            known = (
-                ", ".join(repr(known_name) for known_name in self._queues) or "none (has the app started?)"
-            )
-            raise QueueNotFoundError(f"no queue named {name!r}; known queues: {known}") from None
+        queue: Queue | None = self._queues.get(name, default)
+        if queue is None:
+            known = ", ".join(repr(known) for known in self._queues) or "none (has the app started?)"
+            raise QueueNotFoundError(f"no queue named {name!r}; known queues: {known}")
+        return queue
 
     def __getitem__(self, name: str) -> Queue:
         return self.get(name)

@@ -26,6 +26,7 @@ from contextlib import asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING, Any
 
 from saq.job import TERMINAL_STATUSES
+from saq.queue import Queue
 
 from litestar_saq.runtime import SAQRuntime, runtime_of
 from litestar_saq.worker_group import WorkerGroup
@@ -34,8 +35,6 @@ if TYPE_CHECKING:
     import httpx
     from litestar import Litestar
     from saq.job import Job
-    from saq.queue import Queue
-
 __all__ = ("drain", "in_memory_queues", "running_app", "saq_in_memory", "wait_for_job")
 
 
@@ -157,8 +156,6 @@ async def wait_for_job(
         TimeoutError: with the job's last status, if it has not finished in time.
         LookupError: if no such job exists.
     """
-    from saq.queue import Queue
-
     if isinstance(app_or_queue, Queue):
         queue = app_or_queue
     else:

@@ -12,11 +12,9 @@ import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from litestar_saq.exceptions import MigrationLockTimeout
+
 __all__ = ("SCHEMA_VERSION", "Executor", "MigrationLockTimeout", "QueueSQL", "migrate", "quote_identifier")
-
-
-class MigrationLockTimeout(RuntimeError):
-    """The tables are older than schema version 3 and another session keeps the migration lock."""
 
 
 class Executor(Protocol):

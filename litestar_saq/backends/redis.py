@@ -284,21 +284,6 @@ class RedisQueue(SAQRedisQueue):
         prefix = self.namespace("worker_info:")
         return {_text(key)[len(prefix) :] for key in keys}
 
-    async def requeue_unstarted_jobs_of_worker(self, worker_id: str) -> list[str]:
-        """Put back, without using up an attempt, the jobs a stopping worker took but never started.
-
-        A worker that stops between taking a job and starting its task leaves it active; it is not
-        the job's fault, so it goes back on the queue as it was.
-        """
-        requeued = []
-        for job_id in [_text(job_id) for job_id in await self.redis.lrange(self.namespace("active"), 0, -1)]:
-            job = self.deserialize(await self.redis.get(job_id))
-            if job is not None and job.worker_id == worker_id and job.status == Status.ACTIVE:
-                job.attempts = max(0, job.attempts - 1)
-                await self.retry(job, error="worker stopped before the job started")
-                requeued.append(job.key)
-        return requeued
-
     async def _recover(self, job_id: str, job: Job | None, verdict: Verdict, abort_wait_s: float) -> None:
         error = self.swept_error_message
         if verdict is Verdict.FORGET or job is None:

@@ -19,17 +19,22 @@ __all__ = ("build_page_handlers", "render_dashboard_page", "render_ops_page")
 
 # SAQ's app.js reads the global ``root_path`` and renders into #app; the bar above #app is ours and
 # survives app.js's re-renders because snabbdom only patches #app.
-_DASHBOARD_PAGE = """<!DOCTYPE html>
+_PAGE_HEAD = """<!DOCTYPE html>
 <html lang="en">
   <head>
     <meta charset="utf-8">
     <meta name="viewport" content="width=device-width, initial-scale=1">
-    <title>Queues</title>
+    <title>{title}</title>
     <link rel="stylesheet" href="{root}/static/pico.min.css">
     <link rel="stylesheet" href="{root}/static/litestar-saq/dashboard.css">
     {csrf}
   </head>
-  <body>
+"""
+"""What both pages have in their ``<head>``; ``{title}`` is filled in when a page is defined."""
+
+_DASHBOARD_PAGE = (
+    _PAGE_HEAD.replace("{title}", "Queues")
+    + """  <body>
     <div class="lsaq-bar container">
       <a href="{root}/ops" data-lsaq="ops-link">Failed jobs, throughput, workers, find a job &rarr;</a>
     </div>
@@ -41,18 +46,11 @@ _DASHBOARD_PAGE = """<!DOCTYPE html>
   </body>
 </html>
 """
+)
 
-_OPS_PAGE = """<!DOCTYPE html>
-<html lang="en">
-  <head>
-    <meta charset="utf-8">
-    <meta name="viewport" content="width=device-width, initial-scale=1">
-    <title>Queue operations</title>
-    <link rel="stylesheet" href="{root}/static/pico.min.css">
-    <link rel="stylesheet" href="{root}/static/litestar-saq/dashboard.css">
-    {csrf}
-  </head>
-  <body>
+_OPS_PAGE = (
+    _PAGE_HEAD.replace("{title}", "Queue operations")
+    + """  <body>
     <nav class="container">
       <ul><li><a href="{root}/"><strong>SAQ</strong></a></li><li>Operations</li></ul>
     </nav>
@@ -63,6 +61,7 @@ _OPS_PAGE = """<!DOCTYPE html>
   </body>
 </html>
 """
+)
 
 
 def _script_string(value: str) -> str:

@@ -223,22 +223,6 @@ def _unique() -> str:
     return uuid.uuid4().hex
 
 
-async def test_stopping_worker_puts_back_jobs_it_took_but_never_started(queue: RedisQueue) -> None:
-    job = await queue.enqueue("count_run", retries=1)
-    assert job is not None
-    taken = await queue.dequeue(timeout=1)
-    assert taken is not None
-    taken.worker_id, taken.attempts = "stopping-worker", 1
-    await taken.update(status=Status.ACTIVE)  # what SAQ writes before the task starts
-    assert await queue.requeue_unstarted_jobs_of_worker("other") == []
-    assert await queue.requeue_unstarted_jobs_of_worker("stopping-worker") == [job.key]
-    requeued = await queue.job(job.key)
-    assert requeued is not None
-    assert requeued.status == Status.QUEUED
-    assert requeued.attempts == 0  # its one attempt is still ahead of it
-    assert await queue.redis.lrange(queue._queued, 0, -1) == [job.id.encode()]
-
-
 def test_worker_ids_tell_a_sweep_on_the_same_host_that_the_worker_died() -> None:
     import subprocess
     import sys

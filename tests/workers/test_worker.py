@@ -218,7 +218,10 @@ async def test_cancelling_start_drains_and_propagates(
 
 def test_the_supervisor_waits_for_the_workers_drain_budget(backend: str) -> None:
     queue_config = QueueConfig(
-        name="budget", dsn="redis://127.0.0.1:6379/0", shutdown_grace_period_s=7, cancellation_hard_deadline_s=2
+        name="budget",
+        dsn="redis://127.0.0.1:6379/0",
+        shutdown_grace_period_s=7,
+        cancellation_hard_deadline_s=2,
     )
     assert drain_timeout_for([queue_config]) == drain_budget_s(7, 2) + DRAIN_MARGIN_S
     assert drain_budget_s(7, 2) > 7 + 2  # and leaves time to record the put-back jobs
@@ -299,7 +302,9 @@ async def test_hooks_run_around_each_job_and_a_failing_after_hook_keeps_the_work
     async def shutdown(ctx: Any) -> None:
         calls.append("shutdown")
 
-    worker = make_worker(startup=[startup], before_process=[before], after_process=[after], shutdown=[shutdown])
+    worker = make_worker(
+        startup=[startup], before_process=[before], after_process=[after], shutdown=[shutdown]
+    )
     run = asyncio.create_task(worker.start())
     first = await enqueue(queue, "echo", value="1")
     await finished(queue, first, Status.COMPLETE)
