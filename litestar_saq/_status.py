@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from litestar_saq.brokers import queue_from_config
-from litestar_saq.dsn import describe_broker
+from litestar_saq.dsn import describe_broker, redact
 from litestar_saq.exceptions import BrokerUnavailableError
 
 if TYPE_CHECKING:
@@ -67,7 +67,7 @@ async def collect_status(config: SAQConfig) -> tuple[list[QueueStatus], list[str
         if isinstance(result, QueueStatus):
             statuses.append(result)
         elif isinstance(result, BrokerUnavailableError):
-            errors.append(" ".join(str(result).split()))
+            errors.append(redact(" ".join(str(result).split())))
         elif isinstance(result, asyncio.TimeoutError):
             errors.append(
                 f"queue {queue_config.name!r}: broker {_broker_of(queue_config)} did not answer within "
@@ -76,7 +76,7 @@ async def collect_status(config: SAQConfig) -> tuple[list[QueueStatus], list[str
         elif isinstance(result, Exception):
             errors.append(
                 f"queue {queue_config.name!r}: cannot read status from {_broker_of(queue_config)}: "
-                f"{type(result).__name__}: {' '.join(str(result).split())}"
+                f"{type(result).__name__}: {redact(' '.join(str(result).split()))}"
             )
         else:
             raise result  # KeyboardInterrupt and the like

@@ -16,7 +16,7 @@ from litestar.utils.predicates import is_async_callable
 
 from litestar_saq._imports import callable_name, import_string
 from litestar_saq.cron import CronJob, TaskFunction
-from litestar_saq.dsn import SUPPORTED_SCHEMES, describe_broker, dsn_scheme
+from litestar_saq.dsn import SUPPORTED_SCHEMES, describe_broker, dsn_scheme, masked_repr, redact
 from litestar_saq.exceptions import SAQConfigError
 
 if TYPE_CHECKING:
@@ -87,6 +87,10 @@ class QueueConfig:
     """Seconds a cancelled job gets to unwind before the worker gives up on it."""
     poll_interval: float = 0.0
     """PostgreSQL: poll every this many seconds instead of waiting for NOTIFY (for PgBouncer)."""
+
+    def __repr__(self) -> str:
+        # The dataclass repr would print the DSN with its password.
+        return masked_repr(self)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
@@ -258,12 +262,16 @@ class SAQConfig:
     enable_otel: bool | None = None
     """OpenTelemetry spans: ``None`` when a tracer provider is set up, ``True`` always, ``False`` never."""
 
+    def __repr__(self) -> str:
+        return masked_repr(self)
+
     def __post_init__(self) -> None:
         self.queue_configs = list(self.queue_configs)
         for queue_config in self.queue_configs:
             if not isinstance(queue_config, QueueConfig):
                 raise SAQConfigError(
-                    f"SAQConfig: queue_configs holds {queue_config!r}; give litestar_saq.QueueConfig objects"
+                    f"SAQConfig: queue_configs holds {redact(repr(queue_config))}; give "
+                    "litestar_saq.QueueConfig objects"
                 )
         _reject_duplicates(
             [queue_config.name for queue_config in self.queue_configs],

@@ -100,3 +100,27 @@ async def test_password_in_no_error_message() -> None:
     errors.append(str(config_error.value))
     leaks = [error for error in errors if SECRET in error]
     assert leaks == []
+
+
+def test_status_masks_query_passwords_and_multi_host_dsns(tmp_path: Path, queue_name: str) -> None:
+    server = PrivateRedis(tmp_path, extra_args=("--requirepass", SECRET))
+    server.start()
+    try:
+        env = {
+            **os.environ,
+            "LITESTAR_QUIET_CONSOLE": "1",
+            # The password only in the query string, as redis-py and libpq both accept it.
+            "SECRET_REDIS_DSN": f"redis://127.0.0.1:{server.port}/0?password={SECRET}",
+            "SECRET_PG_DSN": f"postgresql://postgres@127.0.0.1:5432,127.0.0.1:5432/test?password={SECRET}",
+            "SECRET_REDIS_QUEUE": f"{queue_name}-r",
+            "SECRET_PG_QUEUE": f"{queue_name}-p",
+        }
+        for args in (["workers", "status"], ["workers", "status", "--json"]):
+            result = run_cli(APP, args, env)
+            assert result.returncode == 0, result.stderr
+            assert SECRET not in result.stdout + result.stderr
+            assert "Traceback" not in result.stderr
+            assert "password=***" in result.stdout
+            assert "127.0.0.1:5432,127.0.0.1:5432" in result.stdout
+    finally:
+        server.stop()
