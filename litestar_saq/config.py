@@ -14,16 +14,22 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from litestar.utils.predicates import is_async_callable
 
+from litestar_saq import compat
 from litestar_saq._imports import callable_name, import_string
+from litestar_saq.compat import PostgresQueueOptions, RedisQueueOptions
 from litestar_saq.cron import CronJob, TaskFunction
 from litestar_saq.dsn import SUPPORTED_SCHEMES, describe_broker, dsn_scheme, masked_repr, redact
 from litestar_saq.exceptions import SAQConfigError
+from litestar_saq.handles import TaskHandle
+from litestar_saq.job_options import DEFAULT_FAILED_TTL_S, JOB_DEFAULT_NAMES, JobDefaults
+from litestar_saq.queues import TaskQueues
 
 if TYPE_CHECKING:
     from saq.job import CronJob as SAQCronJob
     from saq.types import PartialTimersDict
 
-__all__ = ("CronJob", "HookSpec", "QueueConfig", "SAQConfig", "TaskSpec")
+__all__ = ("CronJob", "HookSpec", "PostgresQueueOptions", "QueueConfig", "RedisQueueOptions", "SAQConfig",
+           "TaskQueues", "TaskSpec")
 
 TaskSpec = TaskFunction | str | tuple[str, TaskFunction | str]
 """A task: an ``async def`` function, its dotted path, or a ``(name, function_or_path)`` pair."""
@@ -35,7 +41,7 @@ _TIMER_NAMES = frozenset({"schedule", "worker_info", "sweep", "abort"})
 
 
 @dataclass
-class QueueConfig:
+class QueueConfig(compat.LegacyQueueFields):
     """One SAQ queue: its broker, its tasks and how its workers run."""
 
     name: str = "default"
@@ -46,10 +52,11 @@ class QueueConfig:
     """Instead of ``dsn``: a ``redis.asyncio.Redis`` client, an ``asyncpg.Pool`` or a ready SAQ ``Queue``.
 
     The plugin uses it and never closes it."""
-    broker_options: dict[str, Any] = field(default_factory=dict)
+    broker_options: Mapping[str, Any] = field(default_factory=dict)
     """Extra options for the broker client built from ``dsn`` (e.g. ``health_check_interval``)."""
     tasks: Collection[TaskSpec] = ()
-    """The queue's tasks: ``async def`` functions, dotted paths, or ``(name, function)`` pairs."""
+    """The queue's tasks: ``@task`` handles, ``async def`` or ``def`` functions (a ``def`` runs in a
+    thread), dotted paths, or ``(name, function)`` pairs."""
     scheduled_tasks: Collection[CronJob] = ()
     """Cron jobs that the queue's workers enqueue and run."""
     cron_tz: tzinfo | str = timezone.utc
@@ -87,6 +94,17 @@ class QueueConfig:
     """Seconds a cancelled job gets to unwind before the worker gives up on it."""
     poll_interval: float = 0.0
     """PostgreSQL: poll every this many seconds instead of waiting for NOTIFY (for PgBouncer)."""
+    dependencies: Mapping[str, Any] | None = None
+    """Providers for this queue's tasks (``Provide(...)`` or callables), over ``SAQConfig.dependencies``
+    and under ``@task(dependencies=...)``. A task parameter with a provider's name is injected per job."""
+    job_defaults: JobDefaults | None = None
+    """Options of every job of the queue: ``timeout``, ``retries``, ``ttl``, ``heartbeat``,
+    ``retry_delay``, ``retry_backoff``. An enqueue's own options and ``@task(...)`` win over them."""
+    failed_ttl: int = DEFAULT_FAILED_TTL_S
+    """Seconds failed and aborted jobs are kept (default 7 days, 0 for ever), so the dashboard and
+    ``retry_failed`` see them after a completed job's ``ttl`` would have dropped them."""
+    sync_task_threads: int | None = None
+    """How many plain ``def`` tasks one worker runs at once (its thread pool); ``None``: ``concurrency``."""
 
     def __repr__(self) -> str:
         # The dataclass repr would print the DSN with its password.
@@ -95,8 +113,10 @@ class QueueConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
             raise SAQConfigError(f"QueueConfig: name {self.name!r} must be a non-empty string")
+        compat.apply_upstream_queue_fields(self)
         self._check_broker()
         self._check_numbers()
+        self._check_job_settings()
         self.cron_tz = self._parse_cron_tz(self.cron_tz)
         self.tasks = list(self.tasks)
         self.scheduled_tasks = list(self.scheduled_tasks)
@@ -174,9 +194,28 @@ class QueueConfig:
         if isinstance(task, tuple):
             if len(task) != 2 or not isinstance(task[0], str) or not task[0]:
                 raise self._error("tasks", task, "must be a (name, function) pair with a non-empty name")
+            if isinstance(task[1], TaskHandle) and task[0] != task[1].name:
+                raise self._error(
+                    "tasks", task, f"renames a @task handle; name it with @task(name={task[0]!r}) instead"
+                )
             self._check_function("tasks", task[1])
         else:
             self._check_function("tasks", task)
+
+    def _check_job_settings(self) -> None:
+        unknown = set(self.job_defaults or {}) - JOB_DEFAULT_NAMES
+        if unknown:
+            raise self._error(
+                "job_defaults", sorted(unknown), f"are not job defaults; use {sorted(JOB_DEFAULT_NAMES)}"
+            )
+        if not isinstance(self.failed_ttl, int) or self.failed_ttl < 0:
+            raise self._error("failed_ttl", self.failed_ttl, "must be a whole number of seconds >= 0")
+        if self.sync_task_threads is not None and (
+            not isinstance(self.sync_task_threads, int) or self.sync_task_threads < 1
+        ):
+            raise self._error("sync_task_threads", self.sync_task_threads, "must be an integer >= 1 or None")
+        if self.dependencies is not None and not isinstance(self.dependencies, Mapping):
+            raise self._error("dependencies", self.dependencies, "must be a mapping of name to provider")
 
     def _check_function(self, field_name: str, function: Any) -> None:
         if isinstance(function, str):
@@ -185,6 +224,8 @@ class QueueConfig:
             raise self._error(
                 field_name, function, "is not callable; give an async function or its dotted path"
             )
+        if field_name in ("tasks", "scheduled_tasks"):
+            return  # a plain 'def' task runs in the worker's thread pool
         if not is_async_callable(function):
             raise self._error(
                 field_name,
@@ -214,9 +255,17 @@ class QueueConfig:
             add(callable_name(function), function)
         return tasks
 
-    def resolve_cron_jobs(self) -> list[SAQCronJob[Any]]:
-        """Return SAQ ``CronJob`` objects with their functions imported."""
-        return [job.to_saq(self._resolve("scheduled_tasks", job.function)) for job in self.scheduled_tasks]
+    def resolve_cron_jobs(self, prepared: Mapping[str, TaskFunction] | None = None) -> list[SAQCronJob[Any]]:
+        """Return SAQ ``CronJob`` objects with their functions imported.
+
+        Args:
+            prepared: the functions the worker runs, by task name, to use instead of the imported ones.
+        """
+        cron_jobs = []
+        for job in self.scheduled_tasks:
+            function = self._resolve("scheduled_tasks", job.function)
+            cron_jobs.append(job.to_saq((prepared or {}).get(callable_name(function), function)))
+        return cron_jobs
 
     def resolve_hooks(self, hook_field: str) -> list[Callable[[Any], Any]]:
         """Return the hooks of ``hook_field`` (e.g. ``"startup"``) with dotted paths imported."""
@@ -236,7 +285,7 @@ class QueueConfig:
 
 
 @dataclass
-class SAQConfig:
+class SAQConfig(compat.LegacySAQFields):
     """The plugin's configuration: the queues, where their workers run and the web UI."""
 
     queue_configs: Collection[QueueConfig] = ()
@@ -259,8 +308,13 @@ class SAQConfig:
     """Litestar guards for every dashboard page and API route."""
     web_include_in_schema: bool = False
     """List the dashboard's routes in the OpenAPI schema."""
+    web_trusted_origins: Collection[str] = ()
+    """Origins besides the app's own whose pages may send the dashboard's actions (retry, abort), e.g.
+    ``["https://ops.example.com"]`` when a proxy rewrites ``Host``; other cross-site ones get 403."""
     enable_otel: bool | None = None
     """OpenTelemetry spans: ``None`` when a tracer provider is set up, ``True`` always, ``False`` never."""
+    dependencies: Mapping[str, Any] | None = None
+    """Providers for the tasks of every queue (``Provide(...)`` or callables); see ``QueueConfig``."""
 
     def __repr__(self) -> str:
         return masked_repr(self)
@@ -273,6 +327,7 @@ class SAQConfig:
                     f"SAQConfig: queue_configs holds {redact(repr(queue_config))}; give "
                     "litestar_saq.QueueConfig objects"
                 )
+        compat.apply_upstream_saq_fields(self)
         _reject_duplicates(
             [queue_config.name for queue_config in self.queue_configs],
             lambda name: SAQConfigError(

@@ -18,6 +18,7 @@ __all__ = (
     "QueueNotFoundError",
     "SAQConfigError",
     "TaskImportError",
+    "TaskNotEnqueueableError",
     "UnknownTaskError",
     "WorkersCannotStartError",
 )
@@ -80,3 +81,7 @@ class WorkersCannotStartError(LitestarSaqError):
 
 class MigrationLockTimeout(LitestarSaqError, RuntimeError):
     """The tables are older than our schema version and another session keeps the migration lock."""
+
+
+class TaskNotEnqueueableError(LitestarSaqError, LookupError):
+    """A task handle cannot find its queue: no app started the plugin, or no queue (or several) list it."""

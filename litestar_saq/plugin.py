@@ -11,11 +11,13 @@ from litestar.plugins import CLIPlugin, InitPlugin
 
 from litestar_saq.brokers import queue_from_config
 from litestar_saq.cli import build_cli_app
+from litestar_saq.compat import saq_signature_namespace
 from litestar_saq.queues import TaskQueueRegistry, TaskQueues
-from litestar_saq.runtime import SAQRuntime, is_worker_child
+from litestar_saq.runtime import SAQRuntime, is_worker_child, started_runtimes
 from litestar_saq.server_lifespan import supervise_in_background
+from litestar_saq.task_setup import configure_job_options, task_plans
 from litestar_saq.tracing import instrument_queue
-from litestar_saq.web import build_web_router
+from litestar_saq.web import install_dashboard
 from litestar_saq.worker_group import WorkerGroup
 
 if TYPE_CHECKING:
@@ -65,14 +67,18 @@ class SAQPlugin(InitPlugin, CLIPlugin):
             queue_config.resolve_cron_jobs()
             for hook_field in ("startup", "shutdown", "before_process", "after_process"):
                 queue_config.resolve_hooks(hook_field)
+            task_plans(queue_config, self.config)  # a dependency nobody provides fails here
         app_config.dependencies[self.config.queues_dependency_key] = Provide(
             self._provide_task_queues, sync_to_thread=False
         )
-        app_config.signature_namespace.update(
-            {"TaskQueues": TaskQueues, "TaskQueueRegistry": TaskQueueRegistry}
-        )
+        # SAQ's types too (Queue, Job, QueueInfo…): handlers may annotate with them under
+        # `from __future__ import annotations`. A name the app already defines keeps its meaning.
+        namespace = {**saq_signature_namespace(), "TaskQueues": TaskQueues}
+        namespace["TaskQueueRegistry"] = TaskQueueRegistry
+        for name, value in namespace.items():
+            app_config.signature_namespace.setdefault(name, value)
         if self.config.web_enabled:
-            app_config.route_handlers.append(build_web_router(self.runtime))
+            install_dashboard(app_config, self.runtime)
         app_config.lifespan.append(self._lifespan)
         # Workers start after the app's own on_startup hooks have filled app.state (Litestar runs
         # on_startup hooks after all lifespans are entered).
@@ -102,12 +108,16 @@ class SAQPlugin(InitPlugin, CLIPlugin):
             for queue_config in self.config.queue_configs:
                 queue, owned = queue_from_config(queue_config, self.config)
                 instrument_queue(queue, self.config)
+                configure_job_options(queue, queue_config, task_plans(queue_config, self.config))
                 if owned:
                     await queue.connect()
                     stack.push_async_callback(queue.disconnect)
                 queues[queue_config.name] = queue
             self.task_queues._replace(queues)
             stack.callback(self.task_queues._replace, {})
+            self.runtime.index_tasks()
+            started_runtimes.add(self.runtime)  # task handles enqueue through it
+            stack.callback(started_runtimes.remove, self.runtime)
             try:
                 yield
             finally:

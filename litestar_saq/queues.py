@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from litestar.background_tasks import BackgroundTask
 from litestar.di import NamedDependency
 
 from litestar_saq.exceptions import QueueNotFoundError
@@ -13,6 +15,8 @@ if TYPE_CHECKING:
     from saq.queue import Queue
 
 __all__ = ("TaskQueueRegistry", "TaskQueues")
+
+logger = logging.getLogger("litestar_saq")
 
 
 class TaskQueueRegistry(Mapping[str, "Queue"]):
@@ -32,6 +36,26 @@ class TaskQueueRegistry(Mapping[str, "Queue"]):
             known = ", ".join(repr(known) for known in self._queues) or "none (has the app started?)"
             raise QueueNotFoundError(f"no queue named {name!r}; known queues: {known}")
         return queue
+
+    def after_response(self, queue_name: str, function: str, **kwargs: Any) -> BackgroundTask:
+        """A ``BackgroundTask`` for ``Response(..., background=...)``: enqueue once the response is sent.
+
+        ``kwargs`` are ``queue.enqueue``'s (job arguments and options). An enqueue that fails then is
+        logged with the queue, the task and the cause; the response, already sent, is not affected.
+        """
+        return BackgroundTask(self._enqueue_after_response, queue_name, function, kwargs)
+
+    async def _enqueue_after_response(self, queue_name: str, function: str, kwargs: dict[str, Any]) -> None:
+        try:
+            await self.get(queue_name).enqueue(function, **kwargs)
+        except Exception as exc:
+            logger.exception(
+                "queue %r: enqueuing task %r after the response failed: %s: %s",
+                queue_name,
+                function,
+                type(exc).__name__,
+                exc,
+            )
 
     def __getitem__(self, name: str) -> Queue:
         return self.get(name)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Collection, Coroutine
 from datetime import timezone
 from typing import TYPE_CHECKING, Any
@@ -73,7 +74,9 @@ class TaskContext(Context, total=False):
 class PluginWorker(Worker[TaskContext]):
     """A SAQ ``Worker`` whose stop never drops a job: see the module's docstring.
 
-    Arguments are SAQ ``Worker``'s; ``shutdown_grace_period_s`` may be a fraction of a second.
+    Arguments are SAQ ``Worker``'s, plus ``sync_task_threads``: how many sync (``def``) tasks run at
+    once (the thread pool's size; default ``concurrency``). ``shutdown_grace_period_s`` may be a
+    fraction of a second.
     """
 
     def __init__(
@@ -83,6 +86,7 @@ class PluginWorker(Worker[TaskContext]):
         *,
         id: str | None = None,
         concurrency: int = 10,
+        sync_task_threads: int | None = None,
         cron_jobs: Collection[CronJob[TaskContext]] | None = None,
         cron_tz: tzinfo = timezone.utc,
         startup: Collection[WorkerHook] = (),
@@ -118,6 +122,9 @@ class PluginWorker(Worker[TaskContext]):
             poll_interval=poll_interval,
         )
         self._shutdown_hooks = list(shutdown)
+        self.sync_task_threads = sync_task_threads or concurrency
+        """How many sync (``def``) tasks run at once: the size of the worker's thread pool."""
+        self.pool = self._new_thread_pool()
         self.grace_period_s = float(shutdown_grace_period_s or 0)
         self.hard_deadline_s = cancellation_hard_deadline_s
         self.poll_interval = poll_interval
@@ -127,6 +134,9 @@ class PluginWorker(Worker[TaskContext]):
         self._ran_before = False
         self._not_running = asyncio.Event()
         self._not_running.set()
+
+    def _new_thread_pool(self) -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(self.sync_task_threads, thread_name_prefix=f"saq-{self.queue.name}")
 
     @property
     def drain_budget_s(self) -> float:
@@ -220,6 +230,7 @@ class PluginWorker(Worker[TaskContext]):
             # reads hold no job and end when the queue disconnects, so they are not waited for longer.
             await asyncio.wait([*idle, *upkeep], timeout=IDLE_SLOT_WAIT_S)
         self.pool.shutdown(wait=True, cancel_futures=True)
+        self.pool = self._new_thread_pool()  # for a later start()
         for hook in self._shutdown_hooks:
             await hook(self.context)
 

@@ -13,6 +13,7 @@ import socket
 from typing import TYPE_CHECKING
 
 from litestar_saq.liveness import new_worker_id
+from litestar_saq.task_setup import runnable, task_plans
 from litestar_saq.tracing import worker_hooks
 from litestar_saq.worker import PluginWorker
 
@@ -56,12 +57,15 @@ def build_worker(
         hook_field: [*own_hooks.get(hook_field, []), *queue_config.resolve_hooks(hook_field)]
         for hook_field in HOOK_FIELDS
     }
+    # Injection plans are made here, once per worker: a job only calls its providers.
+    functions = {name: runnable(plan) for name, plan in task_plans(queue_config, config).items()}
     worker = PluginWorker(
         queue,
-        list(queue_config.resolve_tasks().items()),
+        list(functions.items()),
         id=new_worker_id(),
         concurrency=queue_config.concurrency,
-        cron_jobs=queue_config.resolve_cron_jobs(),
+        sync_task_threads=queue_config.sync_task_threads or queue_config.concurrency,
+        cron_jobs=queue_config.resolve_cron_jobs(functions),
         cron_tz=cron_tz,
         startup=hooks["startup"],
         shutdown=hooks["shutdown"],

@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from saq.job import Job, Status
-from saq.queue.base import Queue
 from saq.utils import now, now_seconds
 
 from litestar_saq.backends import asyncpg_transactions as transactions
@@ -29,6 +28,7 @@ from litestar_saq.backends.asyncpg_schema import Executor, QueueSQL, migrate
 from litestar_saq.backends.asyncpg_starts import DeferredStarts
 from litestar_saq.backends.asyncpg_sweep import SweepLock, take_back
 from litestar_saq.backends.waiting import map_jobs
+from litestar_saq.job_options import JobOptionsQueue
 
 if TYPE_CHECKING:
     from saq.types import CountKind, DumpType, ListenCallback, LoadType, QueueInfo, WorkerInfo
@@ -42,7 +42,7 @@ logger = logging.getLogger("litestar_saq.asyncpg")
 QueueT = TypeVar("QueueT", bound="AsyncpgQueue")
 
 
-class AsyncpgQueue(Queue):
+class AsyncpgQueue(JobOptionsQueue):
     """A SAQ queue on asyncpg, table-compatible with SAQ's ``PostgresQueue``.
 
     Args:

@@ -16,11 +16,11 @@ from urllib.parse import urlsplit
 
 from saq.errors import InvalidUrlError
 from saq.job import TERMINAL_STATUSES, Job, Status
-from saq.queue.base import Queue
 
 from litestar_saq.backends import memory_store as store
 from litestar_saq.backends.memory_store import RUNNING_STATUSES, StoredJob
 from litestar_saq.backends.waiting import WaitForChange, is_terminal_status, map_jobs
+from litestar_saq.job_options import JobOptionsQueue
 
 if t.TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterable, Sequence
@@ -32,7 +32,7 @@ __all__ = ("MemoryQueue",)
 logger = logging.getLogger(__name__)
 
 
-class MemoryQueue(Queue):
+class MemoryQueue(JobOptionsQueue):
     """Use ``memory://`` to run SAQ jobs without a broker: in tests and zero-setup examples.
 
     It keeps SAQ's queue contract (keys, schedules, retries, aborts, sweeps, ``ttl``, worker stats)

@@ -42,6 +42,7 @@ from litestar_saq.backends.redis_saq_adapter import (
 )
 from litestar_saq.dsn import describe_broker
 from litestar_saq.exceptions import BrokerUnavailableError
+from litestar_saq.job_options import JobOptionsQueue
 
 if TYPE_CHECKING:
     from redis.asyncio.client import Redis
@@ -56,7 +57,7 @@ UNDECODABLE_FUNCTION = "<undecodable payload>"
 _BROKER_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
-class RedisQueue(SAQRedisQueue):
+class RedisQueue(JobOptionsQueue, SAQRedisQueue):
     """A SAQ ``RedisQueue`` that checks the connection on ``connect()`` and respects client ownership.
 
     Args:

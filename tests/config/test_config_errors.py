@@ -37,7 +37,11 @@ def make_app(**queue_options: Any) -> Litestar:
         ),
         pytest.param({"concurrency": 0}, ["'mail'", "concurrency=0", ">= 1"], id="concurrency-zero"),
         pytest.param(
-            {"tasks": [tasks.sync_task]}, ["'mail'", "tasks", "sync_task", "async def"], id="sync-task"
+            {"job_defaults": {"timeot": 5}}, ["'mail'", "job_defaults", "timeot"], id="unknown-job-default"
+        ),
+        pytest.param({"failed_ttl": -1}, ["'mail'", "failed_ttl=-1", ">= 0"], id="negative-failed-ttl"),
+        pytest.param(
+            {"sync_task_threads": 0}, ["'mail'", "sync_task_threads=0", ">= 1"], id="no-sync-threads"
         ),
         pytest.param({"tasks": [42]}, ["'mail'", "tasks=42", "not callable"], id="task-not-callable"),
         pytest.param(
@@ -119,9 +123,10 @@ def test_dotted_path_to_unknown_package() -> None:
         make_app(tasks=["nowhere.tasks.send"])
 
 
-def test_dotted_path_to_sync_function_fails_at_startup() -> None:
+def test_dotted_path_to_sync_hook_fails_at_startup() -> None:
+    # A plain 'def' task runs in a thread (tests/tasks/test_sync_tasks.py); a hook must be async.
     with pytest.raises(SAQConfigError, match=r"sync_task.*async def"):
-        make_app(tasks=["tests.support.tasks.sync_task"])
+        make_app(startup=["tests.support.tasks.sync_task"])
 
 
 def test_dotted_path_to_non_callable() -> None:
