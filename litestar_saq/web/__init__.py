@@ -7,6 +7,9 @@ Everything is mounted under ``SAQConfig.web_path`` (default ``/saq``):
   throughput per minute and the live workers;
 - ``/saq/api/...``: the JSON both pages read; ``/saq/health``: ``OK`` when every broker answers;
 - ``/saq/static/...``: the assets, the only routes that ``web_guards`` do not protect.
+
+Every state-changing route refuses cross-site requests (``security.py``); pages send a
+Content-Security-Policy, every response ``nosniff`` and a ``Referrer-Policy``.
 """
 
 from __future__ import annotations
@@ -16,19 +19,30 @@ from typing import TYPE_CHECKING
 
 from litestar import Router
 
+from litestar_saq.exceptions import SAQConfigError
 from litestar_saq.runtime import is_worker_child
 from litestar_saq.web.api import build_api_handlers
 from litestar_saq.web.assets import build_static_handler, load_assets
 from litestar_saq.web.context import DashboardContext, api_error_response
 from litestar_saq.web.ops import build_ops_handlers
 from litestar_saq.web.pages import build_page_handlers
+from litestar_saq.web.routing_errors import build_routing_error_hook
+from litestar_saq.web.security import build_cross_site_guard
 
 if TYPE_CHECKING:
+    from litestar.config.app import AppConfig
+
     from litestar_saq.runtime import SAQRuntime
 
-__all__ = ("build_web_router",)
+__all__ = ("build_web_router", "install_dashboard")
 
 logger = logging.getLogger("litestar_saq.web")
+
+
+def install_dashboard(app_config: AppConfig, runtime: SAQRuntime) -> None:
+    """Mount the dashboard on the app: its router, and the hook that gives API routing errors an ``error``."""
+    app_config.route_handlers.append(build_web_router(runtime))
+    app_config.before_send.append(build_routing_error_hook(runtime.config.web_path.rstrip("/")))
 
 
 def build_web_router(runtime: SAQRuntime) -> Router:
@@ -47,6 +61,10 @@ def build_web_router(runtime: SAQRuntime) -> Router:
             "and results, retry and abort jobs; protect it with SAQConfig(web_guards=[...])",
             root_path,
         )
+    try:
+        cross_site_guard = build_cross_site_guard(config.web_trusted_origins)
+    except ValueError as exc:
+        raise SAQConfigError(f"SAQConfig: web_trusted_origins: {exc}") from None
     context = DashboardContext(task_queues=runtime.task_queues, root_path=root_path)
     guarded = Router(
         path="/",
@@ -55,7 +73,8 @@ def build_web_router(runtime: SAQRuntime) -> Router:
             *build_api_handlers(context),
             *build_ops_handlers(context),
         ],
-        guards=guards,
+        # The cross-site check first: a forged request is refused before any guard looks at its cookies.
+        guards=[cross_site_guard, *guards],
         exception_handlers={Exception: api_error_response},
         include_in_schema=config.web_include_in_schema,
     )

@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from litestar import MediaType, Response, get, post
+from litestar import MediaType, Response, post
 from litestar.params import FromPath
 
-from litestar_saq.web.context import QUEUE_JOBS_LIMIT, job_view, logger
+from litestar_saq.dsn import redact
+from litestar_saq.web.context import QUEUE_JOBS_LIMIT, get_or_head, job_view, logger, queue_view
 
 if TYPE_CHECKING:
     from litestar.handlers import HTTPRouteHandler
@@ -30,24 +31,23 @@ def build_api_handlers(context: DashboardContext) -> list[HTTPRouteHandler]:
     async def all_queue_infos() -> list[QueueInfo]:
         return list(await asyncio.gather(*(queue.info() for queue in context.queues())))
 
-    @get("/api/queues", name="saq_web_queues")
+    @get_or_head("/api/queues", name="saq_web_queues")
     async def list_queues() -> dict[str, Any]:
         """List every queue with its counts and live workers (no jobs)."""
-        return {"queues": [{**info, "jobs": []} for info in await all_queue_infos()]}
+        return {"queues": [queue_view(info, []) for info in await all_queue_infos()]}
 
-    @get("/api/queues/{queue_name:str}", name="saq_web_queue")
+    @get_or_head("/api/queues/{queue_name:str}", name="saq_web_queue")
     async def show_queue(queue_name: FromPath[str]) -> dict[str, Any]:
         """Show one queue with its workers and up to ``QUEUE_JOBS_LIMIT`` incomplete jobs.
 
-        Jobs carry ``kwargs`` and ``result`` as ``repr()`` strings, like the job view (see ``job_view``).
+        Every job field is a string, a number or null (see ``job_view``).
         """
         info = await context.queue(queue_name).info(jobs=True, limit=QUEUE_JOBS_LIMIT)
-        jobs = [job_view(job) for job in info["jobs"][:QUEUE_JOBS_LIMIT]]
-        return {"queue": {**info, "jobs": jobs}}
+        return {"queue": queue_view(info, [job_view(job) for job in info["jobs"][:QUEUE_JOBS_LIMIT]])}
 
-    @get("/api/queues/{queue_name:str}/jobs/{job_key:str}", name="saq_web_job")
+    @get_or_head("/api/queues/{queue_name:str}/jobs/{job_key:str}", name="saq_web_job")
     async def show_job(queue_name: FromPath[str], job_key: FromPath[str]) -> dict[str, Any]:
-        """Show one job; ``kwargs`` and ``result`` are ``repr()`` strings."""
+        """Show one job; every field is a string, a number or null (see ``job_view``)."""
         return {"job": job_view(await context.job(queue_name, job_key))}
 
     @post("/api/queues/{queue_name:str}/jobs/{job_key:str}/retry", name="saq_web_retry", status_code=202)
@@ -64,14 +64,16 @@ def build_api_handlers(context: DashboardContext) -> list[HTTPRouteHandler]:
         await job.abort("aborted from ui")
         return {}
 
-    @get("/health", name="saq_web_health", media_type=MediaType.TEXT)
+    @get_or_head("/health", name="saq_web_health", media_type=MediaType.TEXT)
     async def health() -> Response[str]:
         """Answer ``OK`` when every queue's broker answers, else 500 naming the failing queues."""
         results = await asyncio.gather(*(queue.info() for queue in context.queues()), return_exceptions=True)
         failing = []
         for queue, result in zip(context.queues(), results, strict=True):
             if isinstance(result, BaseException):
-                logger.warning("dashboard health check: queue %r does not answer: %r", queue.name, result)
+                logger.warning(
+                    "dashboard health check: queue %r does not answer: %s", queue.name, redact(repr(result))
+                )
                 failing.append(queue.name)
         if failing:
             return Response(f"queues not answering: {', '.join(failing)}", status_code=500)

@@ -16,8 +16,11 @@ from pathlib import PurePosixPath
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from litestar import Request, Response, get
+from litestar import Request, Response
 from litestar.params import FromPath
+
+from litestar_saq.web.context import get_or_head
+from litestar_saq.web.security import SECURITY_HEADERS
 
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
@@ -94,7 +97,7 @@ def accepts_gzip(accept_encoding: str) -> bool:
 def build_static_handler(assets: dict[str, Asset], *, include_in_schema: bool) -> HTTPRouteHandler:
     """Return the handler for ``GET {root}/static/{path}``; it is public so the login page can style."""
 
-    @get(
+    @get_or_head(
         "/static/{asset_path:path}",
         include_in_schema=include_in_schema,
         name="saq_web_static",
@@ -104,12 +107,14 @@ def build_static_handler(assets: dict[str, Asset], *, include_in_schema: bool) -
         """Serve a dashboard asset with its Content-Type, gzip-encoded when the client accepts it."""
         asset = assets.get(asset_path.lstrip("/"))
         if asset is None:
-            return Response(b"asset not found", status_code=404, media_type="text/plain")
+            return Response(
+                b"asset not found", status_code=404, media_type="text/plain", headers=dict(SECURITY_HEADERS)
+            )
         send_gzip = asset.gzipped and accepts_gzip(request.headers.get("accept-encoding", ""))
         # The two encodings of one file are different representations, so they get different tags.
         etag = asset.etag if send_gzip or not asset.gzipped else asset.etag[:-1] + '-identity"'
         # Revalidate every time: the files change when saq or litestar-saq is upgraded.
-        headers = {"ETag": etag, "Cache-Control": "no-cache"}
+        headers = {**SECURITY_HEADERS, "ETag": etag, "Cache-Control": "no-cache"}
         if asset.gzipped:
             headers["Vary"] = "Accept-Encoding"
         if request.headers.get("if-none-match") == etag:

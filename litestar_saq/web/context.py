@@ -3,22 +3,36 @@
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from litestar import Request, Response
+from litestar import HttpMethod, Request, Response, route
 from litestar.exceptions import HTTPException
 
 from litestar_saq.exceptions import DashboardLookupError, QueueNotFoundError
+from litestar_saq.web.security import SECURITY_HEADERS
 
 if TYPE_CHECKING:
+    from litestar.handlers import HTTPRouteHandler
     from saq.job import Job
     from saq.queue import Queue
+    from saq.types import QueueInfo
 
     from litestar_saq.queues import TaskQueueRegistry
 
-__all__ = ("DashboardContext", "DashboardLookupError", "api_error_response", "job_view", "jsonable")
+__all__ = (
+    "DashboardContext",
+    "DashboardLookupError",
+    "api_error_response",
+    "flat_value",
+    "get_or_head",
+    "job_view",
+    "jsonable",
+    "queue_view",
+)
 
 logger = logging.getLogger("litestar_saq.web")
 
@@ -65,31 +79,64 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-def job_view(job: Job | dict[str, Any]) -> dict[str, Any]:
-    """Return a job's ``to_dict()`` with ``kwargs`` and ``result`` as ``repr()`` strings for SAQ's UI.
+def flat_value(value: Any) -> str | int | float | None:
+    """Return ``value`` as a string, a finite number or ``None``: never an object, array or boolean."""
+    if isinstance(value, Enum):
+        value = value.value
+    if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+        return value if value is None or math.isfinite(value) else repr(value)
+    return str(value) if isinstance(value, str) else repr(value)
 
-    SAQ's own servers send them as strings only on the job page; the queue page got the raw
-    objects, which its renderer (snabbdom) takes for element data: the Args column stayed empty and
-    a job called with ``props={"innerHTML": ...}`` could inject HTML into the dashboard.
+
+def job_view(job: Job | dict[str, Any]) -> dict[str, Any]:
+    """Return a job's ``to_dict()`` for SAQ's UI with every value a string, a number or ``None``.
+
+    SAQ's renderer (snabbdom) takes an object where it expects text for element data: a job whose
+    ``kwargs``, ``function``, ``error``, ``meta``… held ``{"props": {"innerHTML": ...}}`` could put
+    HTML and script into the dashboard. So no field is ever sent as an object or array; ``kwargs`` and
+    ``result`` are always their ``repr()`` (``'ok'`` for the string ``ok``), as on SAQ's job page.
     """
     data = job if isinstance(job, dict) else job.to_dict()
-    view = {name: jsonable(value) for name, value in data.items()}
+    view = {str(name): flat_value(value) for name, value in data.items()}
     for name in ("kwargs", "result"):
         if name in data:
             view[name] = repr(data[name])
     return view
 
 
+def queue_view(info: QueueInfo | dict[str, Any], jobs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Return a queue's ``info()`` for SAQ's UI: flat counts, workers with flat stats, and ``jobs``."""
+    workers: dict[str, Any] = {}
+    for worker_id, worker_info in dict(info.get("workers") or {}).items():
+        worker = dict(worker_info) if isinstance(worker_info, dict) else {}
+        stats = dict(worker.get("stats") or {})
+        worker["stats"] = {str(name): flat_value(value) for name, value in stats.items()}
+        workers[str(worker_id)] = worker
+    shown = {name: flat_value(value) for name, value in info.items() if name not in ("workers", "jobs")}
+    return {**shown, "workers": workers, "jobs": jobs}
+
+
 def api_error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     """Answer every dashboard error as JSON with an ``error`` key, which SAQ's UI displays as is."""
     if isinstance(exc, DashboardLookupError):
-        return Response({"error": str(exc)}, status_code=404)
+        return Response({"error": str(exc)}, status_code=404, headers=dict(SECURITY_HEADERS))
     if isinstance(exc, HTTPException):
         # Guards raise these (401/403); keep Litestar's keys and add the one SAQ's UI reads.
         body = {"error": exc.detail, "status_code": exc.status_code, "detail": exc.detail}
         if exc.extra:
             body["extra"] = exc.extra
-        return Response(body, status_code=exc.status_code, headers=exc.headers)
+        return Response(
+            body, status_code=exc.status_code, headers={**SECURITY_HEADERS, **(exc.headers or {})}
+        )
     # Unexpected: log the details here, send none (they may name hosts), keep the UI readable.
     logger.exception("dashboard request %s %s failed", request.method, request.url.path)
-    return Response({"error": f"internal error ({type(exc).__name__}); see the server log"}, status_code=500)
+    return Response(
+        {"error": f"internal error ({type(exc).__name__}); see the server log"},
+        status_code=500,
+        headers=dict(SECURITY_HEADERS),
+    )
+
+
+def get_or_head(path: str | list[str], **options: Any) -> HTTPRouteHandler:
+    """Like ``litestar.get``, and answer ``HEAD`` too (same headers, no body), as HTTP asks."""
+    return route(path, http_method=[HttpMethod.GET, HttpMethod.HEAD], **options)

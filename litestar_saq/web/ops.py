@@ -11,12 +11,12 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from litestar import get, post
+from litestar import post
 from litestar.exceptions import ClientException
 from litestar.params import FromPath, FromQuery, JSONBody
 from saq.job import TERMINAL_STATUSES, Status
 
-from litestar_saq.web.context import DashboardLookupError, job_view
+from litestar_saq.web.context import DashboardLookupError, get_or_head, job_view
 from litestar_saq.web.insights import (
     DEAD_STATUSES,
     collect_dead_letters,
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 __all__ = ("BulkRetry", "build_ops_handlers", "parse_statuses")
 
 BULK_RETRY_LIMIT = 1000
-"""Most jobs one bulk retry request puts back, so one click cannot flood a queue."""
+"""Most jobs one bulk retry request puts back, so one click cannot flood a queue; more keys are refused."""
 
 
 @dataclass
@@ -40,9 +40,12 @@ class BulkRetry:
     """Body of ``POST /api/queues/{q}/retry-failed``."""
 
     keys: list[str] | None = None
-    """Retry exactly these jobs (the ones the page shows); ``None`` retries every matching job."""
+    """Retry exactly these jobs (the ones the page shows, at most ``BULK_RETRY_LIMIT``); ``None`` retries
+    the newest ``BULK_RETRY_LIMIT`` matching jobs."""
     statuses: list[str] | None = None
     """Which jobs count as failed; default ``["failed", "aborted"]``."""
+    include_complete: bool = False
+    """Must be ``true`` for ``statuses`` to hold ``complete``: re-running finished work is never a default."""
 
 
 def parse_statuses(raw: list[str] | str | None) -> list[Status]:
@@ -62,6 +65,22 @@ def parse_statuses(raw: list[str] | str | None) -> list[Status]:
     return statuses or list(DEAD_STATUSES)
 
 
+def _check_bulk_retry(data: BulkRetry, statuses: list[Status]) -> None:
+    if not set(statuses) <= TERMINAL_STATUSES:
+        # Putting a queued or running job back would run it twice.
+        raise ClientException("bulk retry takes finished jobs only: failed, aborted or complete")
+    if Status.COMPLETE in statuses and not data.include_complete:
+        raise ClientException(
+            "bulk retry re-runs completed jobs only when asked: send include_complete=true with "
+            "statuses=['complete']"
+        )
+    if data.keys is not None and len(data.keys) > BULK_RETRY_LIMIT:
+        raise ClientException(
+            f"bulk retry takes at most {BULK_RETRY_LIMIT} keys per request, got {len(data.keys)}; "
+            "send them in batches"
+        )
+
+
 def _bounded(name: str, value: int, low: int, high: int) -> int:
     if not low <= value <= high:
         raise ClientException(f"{name}={value} is out of range; use {low}..{high}")
@@ -71,7 +90,7 @@ def _bounded(name: str, value: int, low: int, high: int) -> int:
 def build_ops_handlers(context: DashboardContext) -> list[HTTPRouteHandler]:
     """Return the handlers of our operations API."""
 
-    @get("/api/queues/{queue_name:str}/jobs", name="saq_web_dead_letters")
+    @get_or_head("/api/queues/{queue_name:str}/jobs", name="saq_web_dead_letters")
     async def list_jobs(
         queue_name: FromPath[str], status: FromQuery[str] = "failed,aborted", limit: FromQuery[int] = 50
     ) -> dict[str, Any]:
@@ -86,14 +105,14 @@ def build_ops_handlers(context: DashboardContext) -> list[HTTPRouteHandler]:
         """Put failed or aborted jobs back in the queue: ``keys`` if given, else all of them."""
         queue = context.queue(queue_name)
         statuses = parse_statuses(data.statuses)
-        if not set(statuses) <= TERMINAL_STATUSES:
-            # Putting a queued or running job back would run it twice.
-            raise ClientException("bulk retry takes finished jobs only: failed, aborted or complete")
+        _check_bulk_retry(data, statuses)
+        remaining = 0
         if data.keys is None:
             dead = await collect_dead_letters(queue, statuses, BULK_RETRY_LIMIT)
             candidates = dead.jobs
+            remaining = dead.total - len(dead.jobs)
         else:
-            found = await queue.jobs(data.keys[:BULK_RETRY_LIMIT])
+            found = await queue.jobs(list(dict.fromkeys(data.keys)))
             candidates = [job for job in found if job is not None]
         retried, skipped = [], []
         for job in candidates:
@@ -105,11 +124,14 @@ def build_ops_handlers(context: DashboardContext) -> list[HTTPRouteHandler]:
                 skipped.append({"key": job.key, "reason": f"status is {job.status.value}"})
         found_keys = {job.key for job in candidates}
         skipped += [
-            {"key": key, "reason": "no such job"} for key in (data.keys or []) if key not in found_keys
+            {"key": key, "reason": "no such job"}
+            for key in dict.fromkeys(data.keys or [])
+            if key not in found_keys
         ]
-        return {"retried": retried, "skipped": skipped}
+        # ``remaining``: matching jobs beyond the limit, for another request (only without ``keys``).
+        return {"retried": retried, "skipped": skipped, "limit": BULK_RETRY_LIMIT, "remaining": remaining}
 
-    @get("/api/jobs", name="saq_web_find_job")
+    @get_or_head("/api/jobs", name="saq_web_find_job")
     async def find_job(key: FromQuery[str], queue: FromQuery[str | None] = None) -> dict[str, Any]:
         """Find the job ``key`` in one queue or in all of them; 404 if no queue has it."""
         queues = [context.queue(queue)] if queue else context.queues()
@@ -124,14 +146,14 @@ def build_ops_handlers(context: DashboardContext) -> list[HTTPRouteHandler]:
             raise DashboardLookupError(f"no job with key {key!r} in queues {searched}")
         return {"jobs": matches}
 
-    @get("/api/queues/{queue_name:str}/throughput", name="saq_web_throughput")
+    @get_or_head("/api/queues/{queue_name:str}/throughput", name="saq_web_throughput")
     async def throughput(queue_name: FromPath[str], minutes: FromQuery[int] = 30) -> dict[str, Any]:
         """Count jobs completed and failed per minute over the last ``minutes`` minutes."""
         queue = context.queue(queue_name)
         result = await collect_throughput(queue, _bounded("minutes", minutes, 1, 24 * 60))
         return {"queue": queue_name, **result.to_json()}
 
-    @get("/api/workers", name="saq_web_workers")
+    @get_or_head("/api/workers", name="saq_web_workers")
     async def workers() -> dict[str, Any]:
         """List the live workers of every queue with their stats, metadata and last heartbeat."""
         queues = context.queues()

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import html
-import json
 from typing import TYPE_CHECKING, Any
 
-from litestar import MediaType, Request, Response, get
+from litestar import MediaType, Request, Response
 from litestar.response import Redirect
+
+from litestar_saq.web.context import get_or_head
+from litestar_saq.web.security import PAGE_HEADERS
 
 if TYPE_CHECKING:
     from litestar.config.csrf import CSRFConfig
@@ -17,8 +19,9 @@ if TYPE_CHECKING:
 
 __all__ = ("build_page_handlers", "render_dashboard_page", "render_ops_page")
 
-# SAQ's app.js reads the global ``root_path`` and renders into #app; the bar above #app is ours and
-# survives app.js's re-renders because snabbdom only patches #app.
+# SAQ's app.js reads the global ``root_path`` (root-path.js sets it from its data-root: the pages run no
+# inline script, so a Content-Security-Policy can forbid it) and renders into #app; the bar above #app
+# is ours and survives app.js's re-renders because snabbdom only patches #app.
 _PAGE_HEAD = """<!DOCTYPE html>
 <html lang="en">
   <head>
@@ -39,7 +42,7 @@ _DASHBOARD_PAGE = (
       <a href="{root}/ops" data-lsaq="ops-link">Failed jobs, throughput, workers, find a job &rarr;</a>
     </div>
     <div id="app"></div>
-    <script>const root_path = {root_json};</script>
+    <script src="{root}/static/litestar-saq/root-path.js" data-root="{root}"></script>
     <script src="{root}/static/snabbdom.js"></script>
     <script src="{root}/static/app.js"></script>
     <script src="{root}/static/litestar-saq/dashboard.js"></script>
@@ -64,11 +67,6 @@ _OPS_PAGE = (
 )
 
 
-def _script_string(value: str) -> str:
-    # JSON is a JS string literal; escaping "<" keeps "</script>" in a path from closing the tag.
-    return json.dumps(value).replace("<", "\\u003c")
-
-
 def csrf_meta(csrf_config: CSRFConfig | None) -> str:
     """Return ``<meta>`` tags naming the app's CSRF cookie and header, so our scripts can send it."""
     if csrf_config is None:
@@ -81,9 +79,7 @@ def csrf_meta(csrf_config: CSRFConfig | None) -> str:
 
 def render_dashboard_page(root_path: str, csrf_config: CSRFConfig | None = None) -> str:
     """Return SAQ's UI page for a dashboard mounted at ``root_path`` (no trailing slash)."""
-    return _DASHBOARD_PAGE.format(
-        root=html.escape(root_path), root_json=_script_string(root_path), csrf=csrf_meta(csrf_config)
-    )
+    return _DASHBOARD_PAGE.format(root=html.escape(root_path), csrf=csrf_meta(csrf_config))
 
 
 def render_ops_page(root_path: str, csrf_config: CSRFConfig | None = None) -> str:
@@ -95,7 +91,10 @@ def build_page_handlers(context: DashboardContext) -> list[HTTPRouteHandler]:
     """Return the handlers of the HTML pages, SAQ's client routes included."""
     root_path = context.root_path
 
-    @get("/", name="saq_web_home", media_type=MediaType.HTML, sync_to_thread=False)
+    def page(body: str) -> Response[str]:
+        return Response(body, media_type=MediaType.HTML, headers=dict(PAGE_HEADERS))
+
+    @get_or_head("/", name="saq_web_home", media_type=MediaType.HTML, sync_to_thread=False)
     def home(request: Request[Any, Any, Any]) -> Response[Any]:
         """Render the queue list; redirect ``/saq`` to ``/saq/``, the only root SAQ's UI recognises."""
         # Litestar routes "/saq" and "/saq/" alike and strips the slash from scope["path"]; only the
@@ -105,22 +104,23 @@ def build_page_handlers(context: DashboardContext) -> list[HTTPRouteHandler]:
             # Relative, so a prefix that a proxy adds in front of the app is kept.
             last_segment = raw_path.rsplit(b"/", 1)[-1].decode("latin-1")
             query = request.scope.get("query_string", b"").decode("latin-1")
-            return Redirect(last_segment + "/" + (f"?{query}" if query else ""), status_code=307)
-        return Response(render_dashboard_page(root_path, request.app.csrf_config), media_type=MediaType.HTML)
+            redirect = last_segment + "/" + (f"?{query}" if query else "")
+            return Redirect(redirect, status_code=307, headers=dict(PAGE_HEADERS))
+        return page(render_dashboard_page(root_path, request.app.csrf_config))
 
-    @get(
+    @get_or_head(
         ["/queues/{queue_name:str}", "/queues/{queue_name:str}/jobs/{job_key:str}"],
         name="saq_web_client_route",
         media_type=MediaType.HTML,
         sync_to_thread=False,
     )
-    def client_route(request: Request[Any, Any, Any]) -> str:
+    def client_route(request: Request[Any, Any, Any]) -> Response[str]:
         """Render the same page for SAQ's client-side routes, so a reload or a shared link works."""
-        return render_dashboard_page(root_path, request.app.csrf_config)
+        return page(render_dashboard_page(root_path, request.app.csrf_config))
 
-    @get("/ops", name="saq_web_ops", media_type=MediaType.HTML, sync_to_thread=False)
-    def ops(request: Request[Any, Any, Any]) -> str:
+    @get_or_head("/ops", name="saq_web_ops", media_type=MediaType.HTML, sync_to_thread=False)
+    def ops(request: Request[Any, Any, Any]) -> Response[str]:
         """Render the operations page."""
-        return render_ops_page(root_path, request.app.csrf_config)
+        return page(render_ops_page(root_path, request.app.csrf_config))
 
     return [home, client_route, ops]
