@@ -18,6 +18,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from litestar import Router
+from litestar.datastructures import ResponseHeader
 
 from litestar_saq.exceptions import SAQConfigError
 from litestar_saq.runtime import is_worker_child
@@ -27,7 +28,7 @@ from litestar_saq.web.context import DashboardContext, api_error_response
 from litestar_saq.web.ops import build_ops_handlers
 from litestar_saq.web.pages import build_page_handlers
 from litestar_saq.web.routing_errors import build_routing_error_hook
-from litestar_saq.web.security import build_cross_site_guard
+from litestar_saq.web.security import SECURITY_HEADERS, build_cross_site_guard
 
 if TYPE_CHECKING:
     from litestar.config.app import AppConfig
@@ -80,6 +81,7 @@ def build_web_router(runtime: SAQRuntime) -> Router:
     )
     return Router(
         path=root_path or "/",
+        response_headers=[ResponseHeader(name=name, value=value) for name, value in SECURITY_HEADERS.items()],
         route_handlers=[
             build_static_handler(load_assets(), include_in_schema=config.web_include_in_schema),
             guarded,

@@ -122,9 +122,17 @@ def api_error_response(request: Request[Any, Any, Any], exc: Exception) -> Respo
         return Response({"error": str(exc)}, status_code=404, headers=dict(SECURITY_HEADERS))
     if isinstance(exc, HTTPException):
         # Guards raise these (401/403); keep Litestar's keys and add the one SAQ's UI reads.
-        body = {"error": exc.detail, "status_code": exc.status_code, "detail": exc.detail}
+        body: dict[str, Any] = {"error": exc.detail, "status_code": exc.status_code, "detail": exc.detail}
         if exc.extra:
             body["extra"] = exc.extra
+            # Validation errors name the field only in ``extra``; the UI shows ``error`` alone.
+            problems = [
+                f"{item.get('key')}: {item.get('message')}"
+                for item in (exc.extra if isinstance(exc.extra, list) else [])
+                if isinstance(item, dict) and "message" in item
+            ]
+            if problems:
+                body["error"] = f"{exc.detail} ({'; '.join(problems)})"
         return Response(
             body, status_code=exc.status_code, headers={**SECURITY_HEADERS, **(exc.headers or {})}
         )
