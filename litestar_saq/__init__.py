@@ -22,6 +22,7 @@ from litestar_saq.hooks import (
     timing_before_process,
 )
 from litestar_saq.handles import AsyncTaskHandle, BoundTask, SyncTaskHandle, TaskHandle, task
+from litestar_saq.injection import injected
 from litestar_saq.job_logging import log_job_end, log_job_start
 from litestar_saq.job_options import JobDefaults, JobOptions
 from litestar_saq.monitoring import monitored_job
@@ -62,6 +63,7 @@ __all__ = (
     "Worker",
     "after_process_logger",
     "before_process_logger",
+    "injected",
     "log_job_end",
     "log_job_start",
     "monitored_job",

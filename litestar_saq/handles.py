@@ -3,7 +3,7 @@
 ::
 
     @task(queue="default", timeout=60)
-    async def send_email(ctx: TaskContext, *, recipient: str, mailer: Mailer = Dependency()) -> None: ...
+    async def send_email(ctx: TaskContext, *, recipient: str, mailer: Mailer = injected()) -> None: ...
 
     await send_email.enqueue(recipient="ada@example.com")          # checked by mypy
     await send_email.with_options(key="welcome-ada").enqueue(recipient="ada@example.com")

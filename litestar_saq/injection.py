@@ -1,8 +1,8 @@
 """Dependency injection in tasks: which parameters a task gets injected and how its providers are called.
 
 A task parameter whose name is a dependency (``SAQConfig``, ``QueueConfig`` or ``@task``
-``dependencies``, inner wins) is injected per job; so is one declared ``= Dependency()`` (Litestar's
-marker, which also keeps it optional for mypy at enqueue time). The other keyword parameters are the
+``dependencies``, inner wins) is injected per job; so is one declared ``= injected()`` (our
+``= injected()``, which also keeps it optional for mypy at enqueue time). The other keyword parameters are the
 job's kwargs. Providers are ``Provide(...)`` or plain callables, sync or async, generators included,
 and may ask for ``ctx``, ``job``, ``queue``, ``app``, ``state``, ``worker`` or other dependencies by name.
 
@@ -29,12 +29,29 @@ from litestar.utils.predicates import is_async_callable
 from litestar_saq.exceptions import SAQConfigError
 from litestar_saq.sync_tasks import run_in_worker_thread
 
-__all__ = ("CONTEXT_NAMES", "TaskPlan", "merge_dependencies", "plan_task")
+__all__ = ("CONTEXT_NAMES", "InjectedMarker", "TaskPlan", "injected", "merge_dependencies", "plan_task")
 
 logger = logging.getLogger("litestar_saq")
 
 CONTEXT_NAMES = frozenset({"ctx", "job", "queue", "app", "state", "worker"})
 """What a provider may ask for besides other dependencies: the job's ``ctx`` and its entries."""
+
+
+@dataclass(frozen=True)
+class InjectedMarker:
+    """The default of a task parameter declared ``= injected()``."""
+
+    default: Any = Empty
+
+
+def injected(*, default: Any = Empty) -> Any:
+    """Mark a task parameter as injected: ``mailer: Mailer = injected()``.
+
+    Callers (and mypy) then need not pass it at enqueue time; the worker fills it from the provider of
+    that name. Without a provider the app fails to start, unless ``default`` is given, which is then
+    injected. (Litestar's deprecated ``Dependency()`` is understood the same way.)
+    """
+    return InjectedMarker(default)
 
 
 class ProviderKind(enum.Enum):
@@ -66,7 +83,7 @@ class TaskPlan:
     injected: tuple[str, ...]
     """Task parameters filled from ``steps``."""
     constants: Mapping[str, Any]
-    """Task parameters declared ``= Dependency(default=...)`` that nobody provides."""
+    """Task parameters declared ``= injected(default=...)`` that nobody provides."""
     context_names: tuple[str, ...]
     """The ``CONTEXT_NAMES`` that the providers ask for."""
     is_sync: bool
@@ -188,7 +205,7 @@ def plan_task(
         where: who asks, for errors (``"queue 'default'"``).
 
     Raises:
-        SAQConfigError: a parameter declared ``Dependency()`` or a provider's parameter has no provider,
+        SAQConfigError: a parameter declared ``injected()`` or a provider's parameter has no provider,
             or providers ask for each other in a cycle.
     """
     injected: list[str] = []
@@ -198,10 +215,10 @@ def plan_task(
             continue
         if parameter.name in dependencies:
             injected.append(parameter.name)
-        elif isinstance(parameter.default, DependencyKwarg):
+        elif isinstance(parameter.default, (InjectedMarker, DependencyKwarg)):
             if parameter.default.default is Empty:
                 raise SAQConfigError(
-                    f"{where}: task {name!r} asks for dependency {parameter.name!r} (= Dependency()), which "
+                    f"{where}: task {name!r} asks for dependency {parameter.name!r} (= injected()), which "
                     "no provider gives; add it to dependencies= of SAQConfig, QueueConfig or @task"
                 )
             constants[parameter.name] = parameter.default.default
