@@ -80,15 +80,19 @@ def _build_run_command() -> click.Command:
         default=None,
         help="With --process: child processes per queue (default: the queue's worker_processes).",
     )
-    @click.option("--queues", default=None, help="Comma-separated names of the queues to run (default: all).")
+    @click.option(
+        "--queues",
+        multiple=True,
+        help="Names of the queues to run, comma-separated or repeated (default: all).",
+    )
     @click.option("-v", "--verbose", is_flag=True, help="Log SAQ's activity (INFO), e.g. every job started.")
-    @click.option("--debug", is_flag=True, help="Run the app in debug mode and log at DEBUG.")
+    @click.option("-d", "--debug", is_flag=True, help="Run the app in debug mode and log at DEBUG.")
     @click.pass_context
     def run_command(
         ctx: click.Context,
         in_processes: bool,
         processes: int | None,
-        queues: str | None,
+        queues: tuple[str, ...],
         verbose: bool,
         debug: bool,
     ) -> None:
@@ -100,7 +104,8 @@ def _build_run_command() -> click.Command:
         """
         app, app_path = _loaded_app(ctx)
         config = _config_of(ctx, app, app_path)
-        selected = _select_queues(ctx, config, queues)
+        # Repeating the option (upstream's form) and commas both work: --queues a --queues b, --queues a,b.
+        selected = _select_queues(ctx, config, ",".join(queues) or None)
         if processes is not None and not in_processes:
             _fail(ctx, "--workers needs --process (without it the workers run in this one process)", 2)
         if debug:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from croniter import croniter
 from saq.job import CronJob as SAQCronJob
 
 from litestar_saq._imports import callable_name
+from litestar_saq.compat import deprecated
 from litestar_saq.exceptions import SAQConfigError
 
 __all__ = ("CronJob", "TaskFunction")
@@ -42,8 +43,12 @@ class CronJob:
     """Seconds to keep a finished run's result; ``None`` keeps SAQ's default."""
     kwargs: dict[str, Any] | None = None
     """Keyword arguments passed to the task."""
+    meta: dict[str, Any] | None = field(default=None, kw_only=True, repr=False)
+    """Deprecated (upstream litestar-saq's field, which had no effect either): warns when given."""
 
     def __post_init__(self) -> None:
+        if self.meta:
+            deprecated("CronJob(meta=...)", "it has no effect; remove it (give the task data with kwargs)")
         if not isinstance(self.cron, str) or not croniter.is_valid(self.cron):
             raise SAQConfigError(
                 f"CronJob({callable_name(self.function)!r}): cron {self.cron!r} is not a valid cron "
@@ -56,5 +61,6 @@ class CronJob:
 
     def to_saq(self, function: TaskFunction) -> SAQCronJob[Any]:
         """Build SAQ's ``CronJob`` around the resolved function (SAQ's has the same fields)."""
-        settings = {item.name: getattr(self, item.name) for item in fields(self) if item.name != "function"}
+        saq_fields = [item.name for item in fields(self) if item.name not in ("function", "meta")]
+        settings = {name: getattr(self, name) for name in saq_fields}
         return SAQCronJob(function=function, **settings)

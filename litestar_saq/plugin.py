@@ -55,6 +55,14 @@ class SAQPlugin(InitPlugin, CLIPlugin):
         """The queues of this process, connected while the app runs."""
         return self.runtime.task_queues
 
+    def get_queues(self) -> TaskQueueRegistry:
+        """Upstream's name for :attr:`task_queues` (the queues exist while the app runs)."""
+        return self.task_queues
+
+    def get_queue(self, name: str) -> Queue:
+        """Upstream's ``plugin.get_queue(name)``: ``task_queues.get(name)``."""
+        return self.task_queues.get(name)
+
     def queues_to_run_here(self) -> list[QueueConfig]:
         """The queues whose workers run inside this app process."""
         return self.runtime.queues_to_run_here()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from litestar.background_tasks import BackgroundTask
@@ -65,6 +66,11 @@ class TaskQueueRegistry(Mapping[str, "Queue"]):
 
     def __len__(self) -> int:
         return len(self._queues)
+
+    @property
+    def queues(self) -> Mapping[str, Queue]:
+        """Upstream's ``task_queues.queues``: a read-only view of the queues by name."""
+        return MappingProxyType(self._queues)
 
     def __repr__(self) -> str:
         return f"TaskQueues({list(self._queues)})"
