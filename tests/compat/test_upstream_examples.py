@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 import asyncpg
 import httpx
 import pytest
+from redis.asyncio import Redis
 from saq.job import Job, Status
 
 from litestar_saq.backends.asyncpg import AsyncpgQueue
@@ -40,6 +41,21 @@ pytestmark = pytest.mark.timeout(240)
 @pytest.fixture(scope="module")
 def tree() -> Path:
     return upstream_tree()
+
+
+@pytest.fixture
+async def purge_example_queues() -> AsyncIterator[None]:
+    """Afterwards, delete what the examples' queues left in Redis (their cron runs, our test jobs)."""
+    yield
+    client = Redis.from_url(UPSTREAM_REDIS)
+    try:
+        for name in ("samples", "default"):
+            for pattern in (f"saq:{name}:*", f"saq:job:{name}:*"):
+                keys = [key async for key in client.scan_iter(match=pattern)]
+                if keys:
+                    await client.delete(*keys)
+    finally:
+        await client.aclose()
 
 
 def test_the_examples_are_upstreams_unchanged(tree: Path) -> None:
@@ -64,6 +80,7 @@ async def run_job(queue: RedisQueue | AsyncpgQueue, function: str, **kwargs: obj
     return done
 
 
+@pytest.mark.usefixtures("purge_example_queues")
 async def test_basic_example_runs_unchanged_on_redis(tree: Path, tmp_path: Path) -> None:
     async with running_example(tree, "basic", "/samples", tmp_path / "basic.log") as base_url:
         async with httpx.AsyncClient(base_url=base_url) as client:
@@ -79,6 +96,7 @@ async def test_basic_example_runs_unchanged_on_redis(tree: Path, tmp_path: Path)
             await queue.disconnect()
 
 
+@pytest.mark.usefixtures("purge_example_queues")
 async def test_hooks_example_runs_unchanged_and_its_hooks_log(tree: Path, tmp_path: Path) -> None:
     log_path = tmp_path / "hooks.log"
     async with running_example(tree, "hooks", "/queue-info", log_path):
