@@ -36,6 +36,25 @@ __all__ = (
 
 logger = logging.getLogger("litestar_saq.web")
 
+NUMERIC_JOB_FIELDS = frozenset(
+    {
+        "progress",
+        "attempts",
+        "queued",
+        "started",
+        "completed",
+        "scheduled",
+        "touched",
+        "timeout",
+        "heartbeat",
+        "retries",
+        "ttl",
+        "retry_delay",
+        "total_ms",
+        "priority",
+    }
+)
+"""Job fields that are numbers in SAQ (timestamps in ms, counts, seconds): sent as a number or null."""
 QUEUE_JOBS_LIMIT = 100
 """Most jobs ``GET /api/queues/{q}`` returns: SAQ's UI polls it every 2 s per open tab."""
 
@@ -101,6 +120,10 @@ def job_view(job: Job | dict[str, Any]) -> dict[str, Any]:
     for name in ("kwargs", "result"):
         if name in data:
             view[name] = repr(data[name])
+    for name in NUMERIC_JOB_FIELDS.intersection(view):
+        # A string where the UI expects a number breaks its page (a <progress> refuses it): null instead.
+        if not isinstance(view[name], (int, float)):
+            view[name] = None
     return view
 
 

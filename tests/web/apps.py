@@ -11,6 +11,7 @@ from litestar.exceptions import NotAuthorizedException, PermissionDeniedExceptio
 from litestar.handlers import BaseRouteHandler
 from litestar.params import FromQuery, JSONBody
 from redis.asyncio import Redis
+from saq.job import Job
 
 from litestar_saq import QueueConfig, SAQConfig, SAQPlugin, TaskQueues
 from tests.support.brokers import DATABASE_URL, REDIS_URL
@@ -46,6 +47,27 @@ async def show_job(queue: FromQuery[str], key: FromQuery[str], task_queues: Task
     return {"status": job.status.value, "attempts": job.attempts, "result": job.result}
 
 
+INJECTED_HTML = "<img src=x id=pwned onerror=\"document.title='pwned'\">"
+HOSTILE = {"props": {"innerHTML": INJECTED_HTML}}
+"""What SAQ's renderer would take for element data if a job field reached it as an object."""
+
+
+async def plant_hostile_job(queue: Any, key: str) -> None:
+    """Store a job with ``HOSTILE`` in every field that can hold it; scheduled far ahead, it never runs."""
+    function: Any = HOSTILE  # SAQ's annotation says str; a stored job can hold anything
+    job = Job(
+        function=function, kwargs={"props": HOSTILE["props"]}, key=key, scheduled=4_000_000_000, meta=HOSTILE
+    )
+    assert await queue.enqueue(job) is not None
+    await queue.update(job, error=HOSTILE, result=HOSTILE, progress=HOSTILE, group_key=INJECTED_HTML)
+
+
+@post("/test/plant")
+async def plant(data: JSONBody[dict[str, str]], task_queues: TaskQueues) -> dict[str, Any]:
+    await plant_hostile_job(task_queues.get(data["queue"]), data["key"])
+    return {"key": data["key"]}
+
+
 def cookie_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     """Allow requests with the cookie ``session=let-me-in``, as an app's login would set it."""
     if connection.cookies.get("session") != TOKEN:
@@ -64,7 +86,7 @@ def make_app(
         timers={"worker_info": 1, "abort": 0.1},
     )
     config = SAQConfig(queue_configs=[queue_config], web_enabled=True, **saq_options)
-    return Litestar([enqueue, show_job], plugins=[SAQPlugin(config)], **(app_options or {}))
+    return Litestar([enqueue, show_job, plant], plugins=[SAQPlugin(config)], **(app_options or {}))
 
 
 async def purge(backend: str, queue_name: str) -> None:

@@ -71,11 +71,15 @@ async def page(browser: Browser) -> AsyncIterator[Page]:
     page = await context.new_page()
     errors: list[Any] = []
     page.on("pageerror", lambda error: errors.append(error))
+    # The pages run under a Content-Security-Policy: anything it blocks is a bug of ours.
+    page.on(
+        "console", lambda message: "Content Security Policy" in message.text and errors.append(message.text)
+    )
     try:
         yield page
     finally:
         await context.close()
-    assert errors == [], f"JavaScript errors on the page: {errors}"
+    assert errors == [], f"JavaScript errors or CSP violations on the page: {errors}"
 
 
 def save_screenshot(tmp_path: Path, name: str, backend: str) -> Path:
