@@ -12,32 +12,28 @@ the signup stores the user and enqueues the welcome email in one transaction.
 - ``POST /reports`` enqueues ``build_report``, a ``monitored_job`` whose progress ``/reports/{key}``
   shows live;
 - ``cleanup`` runs every five minutes (a cron job);
-- ``/saq/`` is the queue dashboard, behind a login (admin / admin, or ``DASHBOARD_PASSWORD``);
+- ``/saq/``, ``/outbox`` and ``/jobs/{key}`` are behind a login (admin / admin, or
+  ``DASHBOARD_PASSWORD``; ``auth.py``), which gives the session a new id;
 - tasks reach the app's resources (the outbox, the user store) through ``ctx["state"]``.
 """
 
 from __future__ import annotations
 
 import os
-import secrets
 from typing import Any
 
-from litestar import Litestar, MediaType, Request, Response, get, post
-from litestar.connection import ASGIConnection
+from litestar import Litestar, MediaType, Response, get, post
 from litestar.datastructures import State
-from litestar.exceptions import NotAuthorizedException, NotFoundException
-from litestar.handlers.base import BaseRouteHandler
-from litestar.middleware.session.server_side import ServerSideSessionConfig
-from litestar.params import FromPath, JSONBody, URLEncodedBody
-from litestar.response import Redirect
+from litestar.exceptions import NotFoundException
+from litestar.params import FromPath, JSONBody
 
 from examples.fullstack import pages
+from examples.fullstack.auth import RenewingSessionConfig, login, login_page, requires_login
 from examples.fullstack.services import MemoryUsers, Outbox, PostgresUsers
 from litestar_saq import CronJob, QueueConfig, SAQConfig, SAQPlugin, TaskQueues
 from litestar_saq.backends.asyncpg import AsyncpgQueue
 
 SAQ_DSN = os.environ.get("SAQ_DSN", "memory://")
-DASHBOARD_PASSWORD = os.environ.get("DASHBOARD_PASSWORD", "admin")
 
 
 @get("/", media_type=MediaType.HTML)
@@ -80,7 +76,7 @@ async def report_page(key: FromPath[str]) -> str:
     return pages.REPORT
 
 
-@get("/jobs/{key:str}")
+@get("/jobs/{key:str}", guards=[requires_login])  # results and errors may hold personal data
 async def job_status(key: FromPath[str], task_queues: TaskQueues) -> dict[str, Any]:
     job = await task_queues.get("default").job(key)
     if job is None:
@@ -95,30 +91,9 @@ async def job_status(key: FromPath[str], task_queues: TaskQueues) -> dict[str, A
     }
 
 
-@get("/outbox")
+@get("/outbox", guards=[requires_login])  # the addresses of everyone who signed up
 async def outbox(state: State) -> list[dict[str, Any]]:
     return list(state.outbox.sent)
-
-
-@get("/login", media_type=MediaType.HTML)
-async def login_page() -> str:
-    return pages.LOGIN
-
-
-@post("/login")
-async def login(data: URLEncodedBody[dict[str, str]], request: Request[Any, Any, Any]) -> Redirect:
-    if data.get("username") == "admin" and secrets.compare_digest(
-        data.get("password", ""), DASHBOARD_PASSWORD
-    ):
-        request.set_session({"user": "admin"})
-        return Redirect("/saq/")
-    return Redirect("/login")
-
-
-def requires_login(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """Guard for the dashboard: only a logged-in admin sees the queues."""
-    if connection.session.get("user") != "admin":
-        raise NotAuthorizedException("log in at /login to see the dashboard")
 
 
 async def open_resources(app: Litestar) -> None:
@@ -169,7 +144,7 @@ def create_app(dsn: str = SAQ_DSN) -> Litestar:
     return Litestar(
         [index, signup, start_report, report_page, job_status, outbox, login_page, login],
         plugins=[saq],
-        middleware=[ServerSideSessionConfig().middleware],
+        middleware=[RenewingSessionConfig().middleware],
         on_startup=[open_resources],
         on_shutdown=[close_resources],
     )

@@ -6,6 +6,7 @@ import os
 import uuid
 
 from examples.fullstack.app import create_app
+from examples.fullstack.tests.login import log_in
 from litestar_saq import SAQPlugin
 from litestar_saq.testing import drain, running_app
 
@@ -16,6 +17,7 @@ async def test_signup_commits_user_and_job_in_one_transaction() -> None:
     app = create_app(DATABASE_URL)
     email = f"{uuid.uuid4().hex[:8]}@example.com"
     async with running_app(app) as client:
+        await log_in(client)
         queue = app.plugins.get(SAQPlugin).task_queues.get("default")
         assert type(queue).__name__ == "AsyncpgQueue"
         created = await client.post("/signup", json={"email": email})

@@ -5,11 +5,13 @@ from __future__ import annotations
 import httpx
 from litestar import Litestar
 
+from examples.fullstack.tests.login import log_in
 from litestar_saq import SAQPlugin
 from litestar_saq.testing import drain, wait_for_job
 
 
 async def test_signup_sends_the_welcome_email(app: Litestar, client: httpx.AsyncClient) -> None:
+    await log_in(client)
     response = await client.post("/signup", json={"email": "ada@example.com"})
     assert response.status_code == 201
 
@@ -20,6 +22,7 @@ async def test_signup_sends_the_welcome_email(app: Litestar, client: httpx.Async
 
 
 async def test_second_signup_is_refused_and_sends_nothing(app: Litestar, client: httpx.AsyncClient) -> None:
+    await log_in(client)
     assert (await client.post("/signup", json={"email": "bob@example.com"})).status_code == 201
     again = await client.post("/signup", json={"email": "bob@example.com"})
     assert again.status_code == 409
@@ -28,6 +31,7 @@ async def test_second_signup_is_refused_and_sends_nothing(app: Litestar, client:
 
 
 async def test_job_status_endpoint_reports_the_result(app: Litestar, client: httpx.AsyncClient) -> None:
+    await log_in(client)
     key = (await client.post("/signup", json={"email": "grace@example.com"})).json()["key"]
 
     job = await wait_for_job(app, "default", key)
@@ -38,6 +42,7 @@ async def test_job_status_endpoint_reports_the_result(app: Litestar, client: htt
 
 
 async def test_report_reports_progress_then_its_result(app: Litestar, client: httpx.AsyncClient) -> None:
+    await log_in(client)
     queue = app.plugins.get(SAQPlugin).task_queues.get("default")
     job = await queue.enqueue("build_report", steps=4, step_s=0.05, heartbeat=2)
     assert job is not None
@@ -54,6 +59,7 @@ async def test_report_reports_progress_then_its_result(app: Litestar, client: ht
 
 
 async def test_unknown_job_is_404(client: httpx.AsyncClient) -> None:
+    await log_in(client)
     response = await client.get("/jobs/nope")
     assert response.status_code == 404
     assert "nope" in response.text
