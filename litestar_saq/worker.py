@@ -74,9 +74,8 @@ class TaskContext(Context, total=False):
 class PluginWorker(Worker[TaskContext]):
     """A SAQ ``Worker`` whose stop never drops a job: see the module's docstring.
 
-    Arguments are SAQ ``Worker``'s, plus ``sync_task_threads``: how many sync (``def``) tasks run at
-    once (the thread pool's size; default ``concurrency``). ``shutdown_grace_period_s`` may be a
-    fraction of a second.
+    Arguments are SAQ ``Worker``'s, plus ``sync_task_threads``: how many ``def`` tasks run at once (the
+    thread pool's size; default ``concurrency``). ``shutdown_grace_period_s`` may be under a second.
     """
 
     def __init__(
@@ -278,7 +277,10 @@ class PluginWorker(Worker[TaskContext]):
             self.job_task_contexts[job] = running
             result = await self._result_of(task, job)
             if running["aborted"] is None:
-                await job.finish(Status.COMPLETE, result=result)
+                if job.status == Status.ABORTING:  # the task refreshed its job, saw the abort and ended
+                    await job.finish(Status.ABORTED, error=job.error)
+                else:
+                    await job.finish(Status.COMPLETE, result=result)
         except asyncio.CancelledError:
             await self._record_cancellation(job, running)
         except Exception as exc:

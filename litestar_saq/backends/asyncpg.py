@@ -22,6 +22,7 @@ from litestar_saq.backends import asyncpg_transactions as transactions
 from litestar_saq.backends.asyncpg_fetcher import JobFetcher
 from litestar_saq.backends.asyncpg_finishes import FinishNotices
 from litestar_saq.backends.asyncpg_listener import NotificationListener
+from litestar_saq.backends.asyncpg_loop import on_queue_loop
 from litestar_saq.backends.asyncpg_pool import QueuePool, is_asyncpg_connection
 from litestar_saq.backends.asyncpg_rows import NOT_GIVEN, QueueRows
 from litestar_saq.backends.asyncpg_schema import Executor, QueueSQL, migrate
@@ -180,6 +181,7 @@ class AsyncpgQueue(JobOptionsQueue):
         return job
 
     # -- reads -----------------------------------------------------------------------------------
+    @on_queue_loop
     async def job(self, job_key: str) -> Job | None:
         """Return this queue's job ``job_key``, or ``None``."""
         async with self._pool.connection() as connection:
@@ -283,6 +285,7 @@ class AsyncpgQueue(JobOptionsQueue):
         return []
 
     # -- writes ----------------------------------------------------------------------------------
+    @on_queue_loop
     async def _update(self, job: Job, status: Status | None = None, **kwargs: Any) -> None:
         expire_at = kwargs.pop("expire_at", NOT_GIVEN)
         connection: Executor | None = kwargs.pop("connection", None)
@@ -319,6 +322,7 @@ class AsyncpgQueue(JobOptionsQueue):
             expire_at = int(now_seconds() + job.ttl) if job.ttl > 0 else None
             await self._rows.finish(conn, job, self.serialize(job), status, expire_at)
 
+    @on_queue_loop
     async def abort(self, job: Job, error: str, ttl: float = 5) -> None:
         """Abort ``job``: a queued job ends as aborted at once, a running one becomes aborting."""
         async with self._pool.connection() as connection, connection.transaction():

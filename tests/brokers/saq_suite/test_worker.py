@@ -575,9 +575,9 @@ async def test_sync_cancel(queue: AsyncpgQueue, make_worker: MakeWorker) -> None
         time.sleep(1.5)
         if ctx:
             job = ctx["job"]
-            # SAQ refreshes from the thread with asyncio.run(); a pool belongs to its own loop, so ask
-            # the worker's loop instead.
-            asyncio.run_coroutine_threadsafe(job.refresh(), loop).result()
+            # As SAQ's test does: refresh from the worker thread in a loop of its own. AsyncpgQueue
+            # runs a call from another loop on its own loop (its pool belongs there).
+            asyncio.run(job.refresh())
             if job.status not in ACTIVE_STATUSES:
                 return
         state["counter"] += 1
@@ -588,7 +588,6 @@ async def test_sync_cancel(queue: AsyncpgQueue, make_worker: MakeWorker) -> None
     def yes_cancel(ctx: Any) -> None:
         work(ctx)
 
-    loop = asyncio.get_running_loop()
     worker = make_worker([("no_cancel", no_cancel), ("yes_cancel", yes_cancel)])
 
     job = await enqueue(queue, "yes_cancel")
