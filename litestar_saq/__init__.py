@@ -8,6 +8,7 @@ from litestar_saq.compat import OPENTELEMETRY_INSTALLED, Job, PostgresQueueOptio
 from litestar_saq.config import CronJob, QueueConfig, SAQConfig
 from litestar_saq.exceptions import (
     BrokerUnavailableError,
+    LitestarSaqError,
     MissingExtraError,
     QueueNotFoundError,
     SAQConfigError,
@@ -46,6 +47,7 @@ __all__ = (
     "Job",
     "JobDefaults",
     "JobOptions",
+    "LitestarSaqError",
     "MissingExtraError",
     "PostgresQueueOptions",
     "QueueConfig",
