@@ -93,7 +93,11 @@ class QueueJobOptions:
                 "pass it when enqueuing (rename the job argument if it is not meant to be the dependency)"
             )
         defaults: Mapping[str, Any] = self.task_defaults.get(function, self.queue_defaults)
-        if "timeout" not in defaults and "timeout" not in kwargs and not self.warned_timeout:
+        if None in kwargs.values():  # an option given as None is not given (SAQ's apply passes timeout=None)
+            kwargs = {
+                name: value for name, value in kwargs.items() if value is not None or name not in defaults
+            }
+        if "timeout" not in defaults and kwargs.get("timeout") is None and not self.warned_timeout:
             self.warned_timeout = True
             logger.warning(
                 "queue %r: job %r runs with SAQ's implicit %d s timeout (it is cancelled after that); "
