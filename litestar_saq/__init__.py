@@ -13,6 +13,7 @@ from litestar_saq.exceptions import (
     QueueNotFoundError,
     SAQConfigError,
 )
+from litestar_saq.handles import AsyncTaskHandle, BoundTask, SyncTaskHandle, TaskHandle, task
 from litestar_saq.heartbeat import HeartbeatManager
 from litestar_saq.hooks import (
     after_process_logger,
@@ -22,7 +23,6 @@ from litestar_saq.hooks import (
     timing_after_process,
     timing_before_process,
 )
-from litestar_saq.handles import AsyncTaskHandle, BoundTask, SyncTaskHandle, TaskHandle, task
 from litestar_saq.injection import injected
 from litestar_saq.job_logging import log_job_end, log_job_start
 from litestar_saq.job_options import JobDefaults, JobOptions

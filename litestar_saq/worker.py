@@ -16,8 +16,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import traceback
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Collection, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timezone
 from typing import TYPE_CHECKING, Any
 
