@@ -211,3 +211,25 @@ async def test_from_upstream() -> None:
             key = (await client.post("/reports")).json()["key"]
             job = await wait_for_job(app, "samples", key)
             assert job.result == "ops@example.com"
+
+
+async def test_task_handles() -> None:
+    module = sample("task_handles")
+    app = module.app
+    async with running_app(app) as client:
+        assert (await client.post("/signup", json={"email": "ada@example.com"})).status_code == 201
+        assert (await client.post("/legacy", json={"email": "bob@example.com"})).status_code == 201
+        key = (await client.post("/thumbnails", json={"path": "cat"})).json()["key"]
+        await drain(app)
+        assert app.state.mailer.sent == ["ada@example.com: Welcome!", "bob@example.com: Welcome!"]
+        assert app.state.db_log == [
+            "welcomed ada@example.com",
+            "commit",
+            "welcomed bob@example.com",
+            "commit",
+        ]
+        job = await wait_for_job(app, "default", key)
+        assert (job.result, job.progress) == ("cat.thumb.png", 1.0)
+        assert await module.send_welcome.apply(email="eve@example.com") == "eve@example.com"
+        handle_job = await module.send_welcome.with_options(scheduled=2**40).enqueue(email="x")
+        assert (handle_job.timeout, handle_job.retries) == (30, 3)  # @task over job_defaults
