@@ -14,7 +14,8 @@ the signup stores the user and enqueues the welcome email in one transaction.
 - ``cleanup`` runs every five minutes (a cron job);
 - ``/saq/``, ``/outbox`` and ``/jobs/{key}`` are behind a login (admin / admin, or
   ``DASHBOARD_PASSWORD``; ``auth.py``), which gives the session a new id;
-- tasks reach the app's resources (the outbox, the user store) through ``ctx["state"]``.
+- tasks are ``@task`` handles (``tasks.py``), enqueued with typed calls; the mail service (the outbox)
+  and a database session per job are injected (``dependencies.py``).
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ from litestar.params import FromPath, JSONBody
 
 from examples.fullstack import pages
 from examples.fullstack.auth import RenewingSessionConfig, login, login_page, requires_login
+from examples.fullstack.dependencies import provide_db, provide_outbox
 from examples.fullstack.services import MemoryUsers, Outbox, PostgresUsers
+from examples.fullstack.tasks import build_report, cleanup, send_welcome_email
 from litestar_saq import CronJob, QueueConfig, SAQConfig, SAQPlugin, TaskQueues
 from litestar_saq.backends.asyncpg import AsyncpgQueue
 
@@ -53,21 +56,22 @@ async def signup(
         async with users.pool.acquire() as connection, connection.transaction():
             if not await users.add(email, connection):
                 return Response({"error": f"{email} is already signed up"}, status_code=409)
-            # On the caller's connection: the job exists only if this transaction commits.
-            job = await queue.enqueue("send_welcome_email", connection=connection, email=email, timeout=30)
+            # On the caller's connection: the job exists only if this transaction commits. (By name:
+            # `connection=` is an AsyncpgQueue option that a handle's typed enqueue does not take.)
+            queued = await queue.enqueue(send_welcome_email.name, connection=connection, email=email)
+            assert queued is not None
+            job = queued
     else:
         if not await users.add(email):
             return Response({"error": f"{email} is already signed up"}, status_code=409)
-        job = await queue.enqueue("send_welcome_email", email=email, timeout=30)
-    assert job is not None
+        job = await send_welcome_email.enqueue(email=email)
     return Response({"key": job.key, "status": job.status}, status_code=201)
 
 
 @post("/reports")
 async def start_report(task_queues: TaskQueues) -> dict[str, Any]:
     """Start a long report; ``heartbeat`` lets a dead worker's report be retried within seconds."""
-    job = await task_queues.get("default").enqueue("build_report", heartbeat=5, timeout=600, retries=2)
-    assert job is not None
+    job = await build_report.enqueue()  # timeout, retries and heartbeat: see @task
     return {"key": job.key}
 
 
@@ -123,17 +127,14 @@ def create_app(dsn: str = SAQ_DSN) -> Litestar:
     """Build the app for ``dsn`` (``memory://``, ``redis://…`` or ``postgresql://…``)."""
     saq = SAQPlugin(
         SAQConfig(
+            # What tasks get injected, by parameter name (see tasks.py).
+            dependencies={"outbox": provide_outbox, "db": provide_db},
             queue_configs=[
                 QueueConfig(
                     name="default",
                     dsn=dsn,
-                    tasks=[
-                        "examples.fullstack.tasks.send_welcome_email",
-                        "examples.fullstack.tasks.build_report",
-                    ],
-                    scheduled_tasks=[
-                        CronJob(function="examples.fullstack.tasks.cleanup", cron="*/5 * * * *", timeout=60)
-                    ],
+                    tasks=[send_welcome_email, build_report],
+                    scheduled_tasks=[CronJob(function=cleanup, cron="*/5 * * * *")],
                     separate_process=False,
                 )
             ],

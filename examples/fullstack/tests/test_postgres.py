@@ -6,6 +6,7 @@ import os
 import uuid
 
 from examples.fullstack.app import create_app
+from examples.fullstack.tasks import build_report
 from examples.fullstack.tests.login import log_in
 from litestar_saq import SAQPlugin
 from litestar_saq.testing import drain, running_app
@@ -30,3 +31,15 @@ async def test_signup_commits_user_and_job_in_one_transaction() -> None:
     assert sent.count(email) == 1
     assert job is not None
     assert job.status == "complete"
+
+
+async def test_report_counts_users_through_the_injected_session() -> None:
+    app = create_app(DATABASE_URL)
+    async with running_app(app) as client:
+        await log_in(client)
+        signed_up = await client.post("/signup", json={"email": f"{uuid.uuid4().hex[:8]}@x.org"})
+        assert signed_up.status_code == 201
+        await drain(app)
+        users = await app.state.users.count()
+        report = await build_report.apply(steps=1, step_s=0)
+    assert report["users"] == users >= 1
