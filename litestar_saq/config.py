@@ -21,7 +21,7 @@ from litestar_saq.cron import CronJob, TaskFunction
 from litestar_saq.dsn import SUPPORTED_SCHEMES, describe_broker, dsn_scheme, masked_repr, redact
 from litestar_saq.exceptions import SAQConfigError
 from litestar_saq.handles import TaskHandle
-from litestar_saq.job_options import DEFAULT_FAILED_TTL_S, JOB_DEFAULT_NAMES, JobDefaults
+from litestar_saq.job_options import DEFAULT_FAILED_TTL_S, JobDefaults, job_settings_problem
 from litestar_saq.queues import TaskQueues
 
 if TYPE_CHECKING:
@@ -203,19 +203,10 @@ class QueueConfig(compat.LegacyQueueFields):
             self._check_function("tasks", task)
 
     def _check_job_settings(self) -> None:
-        unknown = set(self.job_defaults or {}) - JOB_DEFAULT_NAMES
-        if unknown:
-            raise self._error(
-                "job_defaults", sorted(unknown), f"are not job defaults; use {sorted(JOB_DEFAULT_NAMES)}"
-            )
-        if not isinstance(self.failed_ttl, int) or self.failed_ttl < 0:
-            raise self._error("failed_ttl", self.failed_ttl, "must be a whole number of seconds >= 0")
-        if self.sync_task_threads is not None and (
-            not isinstance(self.sync_task_threads, int) or self.sync_task_threads < 1
-        ):
-            raise self._error("sync_task_threads", self.sync_task_threads, "must be an integer >= 1 or None")
-        if self.dependencies is not None and not isinstance(self.dependencies, Mapping):
-            raise self._error("dependencies", self.dependencies, "must be a mapping of name to provider")
+        settings = (self.job_defaults, self.failed_ttl, self.sync_task_threads, self.dependencies)
+        problem = job_settings_problem(*settings)
+        if problem is not None:
+            raise self._error(*problem)
 
     def _check_function(self, field_name: str, function: Any) -> None:
         if isinstance(function, str):

@@ -24,6 +24,7 @@ __all__ = (
     "JobOptions",
     "JobOptionsQueue",
     "QueueJobOptions",
+    "job_settings_problem",
 )
 
 logger = logging.getLogger("litestar_saq")
@@ -67,6 +68,22 @@ class JobOptions(JobDefaults, total=False):
 
 JOB_DEFAULT_NAMES = frozenset(JobDefaults.__annotations__)
 JOB_OPTION_NAMES = frozenset(JobOptions.__annotations__) | JOB_DEFAULT_NAMES
+
+
+def job_settings_problem(
+    job_defaults: Any, failed_ttl: Any, sync_task_threads: Any, dependencies: Any
+) -> tuple[str, Any, str] | None:
+    """What is wrong with a ``QueueConfig``'s job settings, as ``(field, value, problem)``, or ``None``."""
+    unknown = sorted(set(job_defaults or {}) - JOB_DEFAULT_NAMES)
+    if unknown:
+        return "job_defaults", unknown, f"are not job defaults; use {sorted(JOB_DEFAULT_NAMES)}"
+    if not isinstance(failed_ttl, int) or failed_ttl < 0:
+        return "failed_ttl", failed_ttl, "must be a whole number of seconds >= 0"
+    if sync_task_threads is not None and (not isinstance(sync_task_threads, int) or sync_task_threads < 1):
+        return "sync_task_threads", sync_task_threads, "must be an integer >= 1 or None"
+    if dependencies is not None and not isinstance(dependencies, Mapping):
+        return "dependencies", dependencies, "must be a mapping of name to provider"
+    return None
 
 
 @dataclass
