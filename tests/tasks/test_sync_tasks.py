@@ -30,6 +30,7 @@ async def test_an_async_job_completes_while_a_sync_one_sleeps(make_app: MakeApp,
     app = make_app(tasks=[add, blocking_add])
     async with running_app(app):
         sleeping = await blocking_add.enqueue(a=1, b=2, seconds=3)
+
         async def started() -> bool:
             await sleeping.refresh()
             return sleeping.status == Status.ACTIVE
