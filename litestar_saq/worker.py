@@ -23,10 +23,11 @@ from typing import TYPE_CHECKING, Any
 
 from saq.job import Status
 from saq.types import Context, JobTaskContext
-from saq.utils import cancel_tasks, now
+from saq.utils import now
 from saq.worker import Worker, ensure_coroutine_function
 
 from litestar_saq.exceptions import UnknownTaskError
+from litestar_saq.job_outcome import record_cancellation, record_failure, result_within_timeout
 
 if TYPE_CHECKING:
     from datetime import tzinfo
@@ -48,7 +49,9 @@ WorkerHook = Callable[[Any], Coroutine[Any, Any, Any]]
 OUTCOME_WRITE_S = 5.0
 """After a job is cancelled at the end of the grace period: time to record that it goes back."""
 IDLE_SLOT_WAIT_S = 0.5
-"""How long a stop waits for cancelled idle slots (a broker read may outlive its cancellation)."""
+"""How long a stop waits for cancelled idle slots before cancelling them again."""
+IDLE_SLOT_RETRIES = 6
+"""How often a stop cancels an idle slot that has not ended (a broker read may lose a cancellation)."""
 BROKER_ERROR_PAUSE_S = 0.5
 """Pause of a slot after a broker error, so an outage does not spin."""
 
@@ -59,7 +62,8 @@ def drain_budget_s(shutdown_grace_period_s: float | None, cancellation_hard_dead
     Running jobs get the grace period (``None`` counts as 0), then are cancelled and get the hard
     deadline to end, plus time to write that they go back on the queue.
     """
-    return (shutdown_grace_period_s or 0) + cancellation_hard_deadline_s + OUTCOME_WRITE_S + IDLE_SLOT_WAIT_S
+    idle_slots_s = IDLE_SLOT_WAIT_S * IDLE_SLOT_RETRIES
+    return (shutdown_grace_period_s or 0) + cancellation_hard_deadline_s + OUTCOME_WRITE_S + idle_slots_s
 
 
 class TaskContext(Context, total=False):
@@ -224,14 +228,29 @@ class PluginWorker(Worker[TaskContext]):
                 for slot in late:
                     slot.cancel()
                 await asyncio.wait(late, timeout=self.hard_deadline_s + OUTCOME_WRITE_S)
-        if idle or upkeep:
-            # A broker read can outlive its cancellation by up to the client's socket timeout; those
-            # reads hold no job and end when the queue disconnects, so they are not waited for longer.
-            await asyncio.wait([*idle, *upkeep], timeout=IDLE_SLOT_WAIT_S)
+        await self._end_idle_tasks([*idle, *upkeep])
         self.pool.shutdown(wait=True, cancel_futures=True)
         self.pool = self._new_thread_pool()  # for a later start()
         for hook in self._shutdown_hooks:
             await hook(self.context)
+
+    async def _end_idle_tasks(self, tasks: list[asyncio.Task[Any]]) -> None:
+        """Wait for cancelled idle slots and upkeep loops, cancelling again any that swallowed it.
+
+        A broker client may lose a cancellation that lands while it reconnects or reads; such a task
+        would go on taking jobs after the stop, so it is cancelled again until it ends.
+        """
+        for _ in range(IDLE_SLOT_RETRIES):
+            if not tasks:
+                return
+            _, still_running = await asyncio.wait(tasks, timeout=IDLE_SLOT_WAIT_S)
+            for task in still_running:
+                task.cancel()
+            tasks = list(still_running)
+        if tasks:
+            logger.warning(
+                "queue %r: %d idle task(s) ignored their cancellation", self.queue.name, len(tasks)
+            )
 
     # --- one job -----------------------------------------------------------------------------------
 
@@ -275,17 +294,17 @@ class PluginWorker(Worker[TaskContext]):
             task = asyncio.create_task(function(context, **(job.kwargs or {})))
             running = JobTaskContext(task=task, aborted=None)
             self.job_task_contexts[job] = running
-            result = await self._result_of(task, job)
+            result = await result_within_timeout(task, job)
             if running["aborted"] is None:
                 if job.status == Status.ABORTING:  # the task refreshed its job, saw the abort and ended
                     await job.finish(Status.ABORTED, error=job.error)
                 else:
                     await job.finish(Status.COMPLETE, result=result)
         except asyncio.CancelledError:
-            await self._record_cancellation(job, running)
+            await record_cancellation(job, running, self.hard_deadline_s)
         except Exception as exc:
             context["exception"] = exc
-            await self._record_failure(job, running, traceback.format_exc())
+            await record_failure(job, running, traceback.format_exc(), self.hard_deadline_s)
         finally:
             if running is not None and self.job_task_contexts.get(job) is running:
                 del self.job_task_contexts[job]
@@ -307,44 +326,3 @@ class PluginWorker(Worker[TaskContext]):
                 "Add the task to the queue's QueueConfig(tasks=[...]) or fix the name used to enqueue."
             )
         return function
-
-    async def _result_of(self, task: asyncio.Task[Any], job: Job) -> Any:
-        """Wait for the job's task within the job's timeout; a cancelled wait leaves the task running."""
-        done, _ = await asyncio.wait((task,), timeout=job.timeout or None)
-        if not done:
-            task.cancel()
-            raise asyncio.TimeoutError(f"job {job.key!r} ran longer than its timeout of {job.timeout} s")
-        return task.result()
-
-    async def _record_cancellation(self, job: Job, running: JobTaskContext | None) -> None:
-        """The job was aborted, or this slot was stopped: record which, so nothing is lost."""
-        if running is None:
-            # Stopped before the job's task began: put it back without using up an attempt.
-            job.attempts = max(0, job.attempts - 1)
-            await job.retry("worker stopped before the job started")
-            return
-        if running["aborted"] is not None:
-            await job.finish(Status.ABORTED, error=running["aborted"])
-            return
-        await self._end_task(job, running["task"])
-        await job.retry("cancelled")
-
-    async def _record_failure(self, job: Job, running: JobTaskContext | None, error: str) -> None:
-        logger.exception("queue %r: job %s failed", self.queue.name, job.key)
-        if running is not None:
-            await self._end_task(job, running["task"])
-        if job.retryable:
-            await job.retry(error)
-        else:
-            await job.finish(Status.FAILED, error=error)
-
-    async def _end_task(self, job: Job, task: asyncio.Task[Any]) -> None:
-        if task.done():
-            return
-        if not await cancel_tasks([task], self.hard_deadline_s):
-            logger.warning(
-                "queue %r: job %s did not end within %.1f s of being cancelled; it may be blocked",
-                self.queue.name,
-                job.key,
-                self.hard_deadline_s,
-            )

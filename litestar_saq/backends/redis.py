@@ -205,9 +205,11 @@ class RedisQueue(JobOptionsQueue, SAQRedisQueue):
                 )
                 if job_id is None:
                     self._broker_is_back()
+                    _raise_if_cancel_requested()
                     continue
                 job = await job_by_id(self, job_id)
             except _BROKER_ERRORS as exc:
+                _raise_if_cancel_requested()
                 await self._wait_for_broker(exc)
                 continue
             self._broker_is_back()
@@ -316,3 +318,15 @@ class RedisQueue(JobOptionsQueue, SAQRedisQueue):
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _raise_if_cancel_requested() -> None:
+    """End a dequeue whose task was asked to stop, even if the Redis client swallowed the cancellation.
+
+    redis-py can lose a cancellation that lands while it reconnects; without this check the waiting
+    loop would go on taking jobs for a worker that has stopped. (``Task.cancelling`` is Python 3.11+.)
+    """
+    task = asyncio.current_task()
+    cancelling = getattr(task, "cancelling", None)
+    if cancelling is not None and cancelling():
+        raise asyncio.CancelledError

@@ -353,3 +353,44 @@ async def test_burst_mode_ends_when_the_queue_is_empty(
     await asyncio.wait_for(worker.start(), 10)  # returns by itself
     assert sorted(tasks.ran) == ["0", "1", "2", "3", "4"]
     assert await queue.count("queued") == 0
+
+
+async def test_a_job_that_ran_to_the_end_is_recorded_complete_even_if_the_stop_cuts_its_write(
+    queue: Queue, make_worker: Callable[..., PluginWorker], tasks: Tasks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writing, never = asyncio.Event(), asyncio.Event()
+    real_finish = queue.finish
+
+    async def slow_finish(job: Job, status: Status, **kwargs: Any) -> None:
+        if not writing.is_set():
+            writing.set()
+            await never.wait()  # the first write hangs: the stop's cancellation lands here
+        await real_finish(job, status, **kwargs)
+
+    monkeypatch.setattr(queue, "finish", slow_finish)
+    worker = make_worker(shutdown_grace_period_s=0.1)
+    run = asyncio.create_task(worker.start())
+    job = await enqueue(queue, "echo", value="once", retries=3)
+    await asyncio.wait_for(writing.wait(), 5)
+    await asyncio.wait_for(worker.stop(), 5)
+    await asyncio.wait_for(run, 1)
+    stored = await finished(queue, job, Status.COMPLETE)
+    assert stored.result == "once"
+    assert stored.attempts == 1
+    assert tasks.ran == ["once"]
+    assert await queue.count("queued") == 0
+
+
+async def test_repeated_starts_and_stops_leave_no_slot_running(
+    queue: Queue, make_worker: Callable[..., PluginWorker], tasks: Tasks
+) -> None:
+    for cycle in range(12):
+        worker = make_worker(shutdown_grace_period_s=0)
+        run = asyncio.create_task(worker.start())
+        jobs = [await enqueue(queue, "echo", value=f"{cycle}-{number}") for number in range(30)]
+        await finished(queue, jobs[-1], Status.COMPLETE, Status.QUEUED)
+        await asyncio.wait_for(worker.stop(), worker.drain_budget_s)
+        await asyncio.wait_for(run, 1)
+        slots = [task for task in asyncio.all_tasks() if task.get_name().startswith("saq-slot")]
+        assert slots == [], f"cycle {cycle}: slots still running after stop(): {slots}"
+    assert len(tasks.ran) == len(set(tasks.ran))  # no job ran twice across the stops
