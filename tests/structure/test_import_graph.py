@@ -164,3 +164,15 @@ def reachable(graph: dict[str, set[str]], start: str) -> set[str]:
                 seen.add(target)
                 stack.append(target)
     return seen
+
+
+def test_no_module_imports_through_the_package_root() -> None:
+    """``from litestar_saq import x`` inside the package ties the module to ``__init__``, which imports
+    everything: two such modules form a cycle through it. Import ``litestar_saq.x`` by its full path."""
+    through_root = [
+        f"{name} imports {target}"
+        for name, collector in package_modules().items()
+        for target in collector.imports
+        if target == "litestar_saq" and name != "litestar_saq"
+    ]
+    assert through_root == []
