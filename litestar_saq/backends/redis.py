@@ -40,6 +40,7 @@ from litestar_saq.backends.redis_saq_adapter import (
     is_wrong_queue_error,
     job_by_id,
 )
+from litestar_saq.backends.redis_take import JobTaker
 from litestar_saq.dsn import describe_broker
 from litestar_saq.exceptions import BrokerUnavailableError
 from litestar_saq.job_options import JobOptionsQueue
@@ -54,6 +55,8 @@ logger = logging.getLogger("litestar_saq")
 
 UNDECODABLE_FUNCTION = "<undecodable payload>"
 """The function name of a placeholder job that stands for a payload the queue could not decode."""
+TAKES_SETTLE_S = 0.5
+"""How long ``disconnect()`` waits for cancelled takes to finish and give back what they took."""
 _BROKER_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
@@ -86,6 +89,7 @@ class RedisQueue(JobOptionsQueue, SAQRedisQueue):
         socket_timeout = redis.connection_pool.connection_kwargs.get("socket_timeout") or 5.0
         # Block for less than the socket's read timeout, or every idle wait ends in a TimeoutError.
         self._block_slice_s = max(0.1, min(2.0, float(socket_timeout) / 2))
+        self._taker = JobTaker(redis, self.namespace("queued"), self.namespace("active"))
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> RedisQueue:
@@ -121,6 +125,7 @@ class RedisQueue(JobOptionsQueue, SAQRedisQueue):
 
     async def disconnect(self) -> None:
         """Stop listening; close the client only if this queue created it. Never fails on an outage."""
+        await self._taker.settle(TAKES_SETTLE_S)
         try:
             await close_pubsub(self)
         except _BROKER_ERRORS as exc:
@@ -198,18 +203,12 @@ class RedisQueue(JobOptionsQueue, SAQRedisQueue):
                 if wait_s <= 0:
                     return None
             try:
-                # redis-py annotates BLMOVE's timeout as int; Redis >= 6 takes fractions of a second.
-                block_s: Any = round(wait_s, 3)
-                job_id = await self.redis.blmove(
-                    self.namespace("queued"), self.namespace("active"), block_s, "LEFT", "RIGHT"
-                )
+                job_id = await self._taker.take(wait_s)
                 if job_id is None:
                     self._broker_is_back()
-                    _raise_if_cancel_requested()
                     continue
-                job = await job_by_id(self, job_id)
+                job = await self._read_taken_job(job_id)
             except _BROKER_ERRORS as exc:
-                _raise_if_cancel_requested()
                 await self._wait_for_broker(exc)
                 continue
             self._broker_is_back()
@@ -220,6 +219,13 @@ class RedisQueue(JobOptionsQueue, SAQRedisQueue):
                 await self.finish(job, Status.FAILED, error=job.error)
                 continue
             return job
+
+    async def _read_taken_job(self, job_id: Any) -> Job | None:
+        try:
+            return await job_by_id(self, job_id)
+        except asyncio.CancelledError:
+            self._taker.give_back(job_id)  # the caller went away before it had the job
+            raise
 
     async def _wait_for_broker(self, exc: BaseException) -> None:
         """Back off while Redis is unreachable: log once per outage, never spin."""
@@ -318,15 +324,3 @@ class RedisQueue(JobOptionsQueue, SAQRedisQueue):
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _raise_if_cancel_requested() -> None:
-    """End a dequeue whose task was asked to stop, even if the Redis client swallowed the cancellation.
-
-    redis-py can lose a cancellation that lands while it reconnects; without this check the waiting
-    loop would go on taking jobs for a worker that has stopped. (``Task.cancelling`` is Python 3.11+.)
-    """
-    task = asyncio.current_task()
-    cancelling = getattr(task, "cancelling", None)
-    if cancelling is not None and cancelling():
-        raise asyncio.CancelledError

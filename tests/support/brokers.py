@@ -113,23 +113,6 @@ def dequeue_waiters(queue: Queue) -> Iterator[Callable[[], int]]:
     elif isinstance(queue, MemoryQueue):
         yield lambda: len(queue._job_ready._waiters or ())  # blocked on the "job ready" event
     elif isinstance(queue, RedisQueue):
-        # Blocked in BLMOVE: count the calls under way on the queue's own client.
-        client = queue.redis
-        blmove = client.blmove
-        under_way = 0
-
-        async def counting_blmove(*args: Any, **kwargs: Any) -> Any:
-            nonlocal under_way
-            under_way += 1
-            try:
-                return await blmove(*args, **kwargs)
-            finally:
-                under_way -= 1
-
-        client.blmove = counting_blmove  # type: ignore[method-assign]
-        try:
-            yield lambda: under_way
-        finally:
-            del client.blmove
+        yield lambda: queue._taker.waiting  # blocked in BLMOVE, as the queue's taker counts them
     else:
         raise TypeError(f"no way to see the waiting dequeues of {type(queue).__name__}")
