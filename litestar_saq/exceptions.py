@@ -12,14 +12,19 @@ from litestar.exceptions import ImproperlyConfiguredException, LitestarException
 __all__ = (
     "BrokerUnavailableError",
     "DashboardLookupError",
+    "InvalidValueError",
+    "JobNotFoundError",
     "LitestarSaqError",
     "MigrationLockTimeout",
     "MissingExtraError",
     "QueueNotFoundError",
     "SAQConfigError",
+    "TaskDefinitionError",
     "TaskImportError",
     "TaskNotEnqueueableError",
     "UnknownTaskError",
+    "UsageError",
+    "WaitTimeoutError",
     "WorkersCannotStartError",
 )
 
@@ -85,3 +90,23 @@ class MigrationLockTimeout(LitestarSaqError, RuntimeError):
 
 class TaskNotEnqueueableError(LitestarSaqError, LookupError):
     """A task handle cannot find its queue: no app started the plugin, or no queue (or several) list it."""
+
+
+class TaskDefinitionError(LitestarSaqError, TypeError):
+    """A task, a dependency provider or a job option is declared in a way that cannot work."""
+
+
+class UsageError(LitestarSaqError, RuntimeError):
+    """An API was called where it cannot work: another event loop, a queue not connected, outside a worker."""
+
+
+class InvalidValueError(LitestarSaqError, ValueError):
+    """A value handed to a queue or a setting is not one it accepts; the message names it."""
+
+
+class WaitTimeoutError(LitestarSaqError, TimeoutError):
+    """A testing helper waited for jobs longer than its ``timeout``; the message says what was left."""
+
+
+class JobNotFoundError(LitestarSaqError, LookupError):
+    """No job with the given key exists in the queue."""

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, Protocol
 from litestar.background_tasks import BackgroundTask
 from litestar.utils.predicates import is_async_callable
 
-from litestar_saq.exceptions import TaskNotEnqueueableError
+from litestar_saq.exceptions import JobNotFoundError, TaskNotEnqueueableError
 from litestar_saq.job_options import JobDefaults, JobOptions
 from litestar_saq.runtime import started_runtimes
 
@@ -111,7 +111,9 @@ class BoundTask(Generic[P, R]):
         if job is None:
             job = await queue.job(options.get("key", ""))
             if job is None:
-                raise LookupError(f"queue {queue.name!r}: task {handle.name!r}: a duplicate key vanished")
+                raise JobNotFoundError(
+                    f"queue {queue.name!r}: task {handle.name!r}: a duplicate key vanished"
+                )
         return job
 
     async def apply(self, *args: P.args, **kwargs: P.kwargs) -> R:

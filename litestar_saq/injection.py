@@ -26,7 +26,7 @@ from litestar.params import DependencyKwarg
 from litestar.types import Empty
 from litestar.utils.predicates import is_async_callable
 
-from litestar_saq.exceptions import SAQConfigError
+from litestar_saq.exceptions import SAQConfigError, TaskDefinitionError
 from litestar_saq.sync_tasks import run_in_worker_thread
 
 __all__ = ("CONTEXT_NAMES", "InjectedMarker", "TaskPlan", "injected", "merge_dependencies", "plan_task")
@@ -103,7 +103,7 @@ class TaskPlan:
         """Run the task for one job: call its providers, then the task, then finalise generators."""
         clashes = self.injected_names.intersection(kwargs)
         if clashes:
-            raise TypeError(
+            raise TaskDefinitionError(
                 f"task {self.name!r}: the job passes {', '.join(sorted(clashes))}, which the worker injects; "
                 "enqueue without it"
             )
@@ -179,7 +179,9 @@ async def _close(generator: Any, error: BaseException | None) -> None:
             generator.throw(error)
     except (StopIteration, StopAsyncIteration):
         return
-    raise RuntimeError("a generator dependency yielded more than once; it must yield exactly one value")
+    raise TaskDefinitionError(
+        "a generator dependency yielded more than once; it must yield exactly one value"
+    )
 
 
 # --- planning (when a worker is built) ---------------------------------------------------------------

@@ -17,6 +17,8 @@ from typing import Any, TypedDict
 from saq.job import Job, Status
 from saq.queue import Queue
 
+from litestar_saq.exceptions import TaskDefinitionError
+
 __all__ = (
     "DEFAULT_FAILED_TTL_S",
     "JOB_DEFAULT_NAMES",
@@ -105,7 +107,7 @@ class QueueJobOptions:
         injected = self.injected.get(function)
         if injected and not injected.isdisjoint(kwargs):
             names = ", ".join(sorted(injected.intersection(kwargs)))
-            raise TypeError(
+            raise TaskDefinitionError(
                 f"queue {queue_name!r}: task {function!r} gets {names} injected by the worker; do not "
                 "pass it when enqueuing (rename the job argument if it is not meant to be the dependency)"
             )

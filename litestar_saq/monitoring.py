@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 from saq.job import Status
 from saq.utils import now
 
+from litestar_saq.exceptions import TaskDefinitionError
+
 if TYPE_CHECKING:
     from saq.job import Job
     from saq.queue import Queue
@@ -91,12 +93,14 @@ def monitored_job(
     if callable(interval):
         return monitored_job()(interval)
     if interval is not None and (isinstance(interval, bool) or not interval > 0):
-        raise TypeError(f"monitored_job: interval must be a positive number of seconds, got {interval!r}")
+        raise TaskDefinitionError(
+            f"monitored_job: interval must be a positive number of seconds, got {interval!r}"
+        )
     seconds = interval
 
     def decorate(task: TaskFunction) -> TaskFunction:
         if not inspect.iscoroutinefunction(task):
-            raise TypeError(
+            raise TaskDefinitionError(
                 f"monitored_job: {getattr(task, '__qualname__', task)!r} is not an 'async def' function; "
                 "SAQ tasks must be coroutine functions"
             )

@@ -29,6 +29,8 @@ from typing import Any, TypeVar
 
 from saq.job import Job, Status
 
+from litestar_saq.exceptions import UsageError
+
 __all__ = ("SyncJob", "run_in_worker_thread")
 
 logger = logging.getLogger("litestar_saq")
@@ -75,7 +77,7 @@ class SyncJob:
     def __init__(self, ctx: Any, *, timeout: float = 30.0) -> None:
         loop = _worker_loop.get(None)
         if loop is None:
-            raise RuntimeError("SyncJob works inside a sync (def) task run by a litestar-saq worker")
+            raise UsageError("SyncJob works inside a sync (def) task run by a litestar-saq worker")
         self.job: Job = ctx["job"]
         """The job, as of the last ``refresh``."""
         self._loop = loop

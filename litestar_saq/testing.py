@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from saq.job import TERMINAL_STATUSES
 from saq.queue import Queue
 
+from litestar_saq.exceptions import JobNotFoundError, WaitTimeoutError
 from litestar_saq.runtime import SAQRuntime, runtime_of
 from litestar_saq.worker_group import WorkerGroup
 
@@ -137,7 +138,7 @@ async def _wait_until_idle(runtime: SAQRuntime, names: list[str], timeout: float
         if not busy:
             return
         if time.monotonic() > deadline:
-            raise TimeoutError(f"jobs still queued or running after {timeout} s: {busy}")
+            raise WaitTimeoutError(f"jobs still queued or running after {timeout} s: {busy}")
         await asyncio.sleep(0.01)
 
 
@@ -164,11 +165,13 @@ async def wait_for_job(
     while True:
         job = await queue.job(key)
         if job is None:
-            raise LookupError(f"queue {queue.name!r} has no job with key {key!r}")
+            raise JobNotFoundError(f"queue {queue.name!r} has no job with key {key!r}")
         if job.status in TERMINAL_STATUSES:
             return job
         if time.monotonic() > deadline:
-            raise TimeoutError(f"job {key!r} in queue {queue.name!r} still {job.status} after {timeout} s")
+            raise WaitTimeoutError(
+                f"job {key!r} in queue {queue.name!r} still {job.status} after {timeout} s"
+            )
         await asyncio.sleep(0.01)
 
 

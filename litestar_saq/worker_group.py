@@ -12,6 +12,7 @@ import os
 import socket
 from typing import TYPE_CHECKING
 
+from litestar_saq.exceptions import TaskDefinitionError
 from litestar_saq.liveness import new_worker_id
 from litestar_saq.task_setup import runnable, task_plans
 from litestar_saq.tracing import worker_hooks
@@ -32,6 +33,8 @@ __all__ = ("WorkerGroup", "build_worker")
 logger = logging.getLogger("litestar_saq")
 
 HOOK_FIELDS = ("startup", "shutdown", "before_process", "after_process")
+ABORT_CHECK_S = 0.25
+"""Seconds between a worker's looks for aborted running jobs: an abort cancels its job within ~0.3 s."""
 
 
 def build_worker(
@@ -48,10 +51,11 @@ def build_worker(
     own_hooks = worker_hooks(config) if config is not None else {}
     cron_tz = queue_config.cron_tz
     if isinstance(cron_tz, str):  # QueueConfig.__post_init__ already turned a valid name into a tzinfo
-        raise TypeError(f"queue {queue_config.name!r}: cron_tz {cron_tz!r} was not parsed")
+        raise TaskDefinitionError(f"queue {queue_config.name!r}: cron_tz {cron_tz!r} was not parsed")
     # Stats every 5 s and a sweep every 10 s (SAQ: 10 s and 60 s), so the jobs of a dead worker are
-    # recovered within seconds rather than minutes; see RedisQueue.sweep.
-    timers: PartialTimersDict = {"worker_info": 5, "sweep": 10}  # type: ignore[typeddict-item]  # SAQ's "partial" dict inherits required keys
+    # recovered within seconds rather than minutes; see RedisQueue.sweep. Aborts are looked for every
+    # ABORT_CHECK_S (SAQ: 1 s) so a running job is cancelled within a second of its abort.
+    timers: PartialTimersDict = {"worker_info": 5, "sweep": 10, "abort": ABORT_CHECK_S}  # type: ignore[typeddict-item]  # SAQ's "partial" dict inherits required keys
     timers.update(queue_config.timers or {})
     hooks = {
         hook_field: [*own_hooks.get(hook_field, []), *queue_config.resolve_hooks(hook_field)]

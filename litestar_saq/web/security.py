@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 
 from litestar.exceptions import HTTPException, PermissionDeniedException
 
+from litestar_saq.exceptions import InvalidValueError
+
 if TYPE_CHECKING:
     from litestar.connection import ASGIConnection
     from litestar.handlers import BaseRouteHandler
@@ -58,7 +60,7 @@ def normalise_origin(origin: str) -> str:
     """
     parts = urlsplit(origin.strip())
     if not parts.scheme or not parts.netloc or parts.path not in ("", "/") or parts.query:
-        raise ValueError(
+        raise InvalidValueError(
             f"{origin!r} is no origin; write it as scheme://host[:port], e.g. https://ops.example.com"
         )
     return parts.netloc.lower()
