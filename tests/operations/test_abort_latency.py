@@ -40,7 +40,9 @@ async def test_running_job_is_cancelled_within_a_second(backend: str, how: str, 
         return "ok"
 
     async with backend_queue(backend, queue_name) as queue:
-        queue_config = QueueConfig(name=queue_name, broker_instance=queue, tasks=[("hang", hang), ("noop", noop)], concurrency=2)
+        queue_config = QueueConfig(
+            name=queue_name, broker_instance=queue, tasks=[("hang", hang), ("noop", noop)], concurrency=2
+        )
         worker = build_worker(queue_config, queue, Litestar())
         runner = asyncio.create_task(worker.start())
         try:
