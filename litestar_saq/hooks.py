@@ -62,23 +62,22 @@ def _job_fields(ctx: Mapping[str, Any]) -> dict[str, Any]:
 
 async def startup_logger(ctx: Any) -> None:
     """Log ``SAQ worker starting`` (INFO) with the worker's id and queue; a ``startup`` hook."""
-    fields = _worker_fields(ctx)
-    logger.info(
-        "SAQ worker starting: queue=%s worker=%s",
-        fields["queue_name"],
-        fields["worker_id"],
-        extra={**fields, "event": "worker_startup"},
-    )
+    _log_worker_event(ctx, "starting", "worker_startup")
 
 
 async def shutdown_logger(ctx: Any) -> None:
     """Log ``SAQ worker shutting down`` (INFO) with the worker's id and queue; a ``shutdown`` hook."""
+    _log_worker_event(ctx, "shutting down", "worker_shutdown")
+
+
+def _log_worker_event(ctx: Any, what: str, event: str) -> None:
     fields = _worker_fields(ctx)
     logger.info(
-        "SAQ worker shutting down: queue=%s worker=%s",
+        "SAQ worker %s: queue=%s worker=%s",
+        what,
         fields["queue_name"],
         fields["worker_id"],
-        extra={**fields, "event": "worker_shutdown"},
+        extra={**fields, "event": event},
     )
 
 
