@@ -52,3 +52,9 @@ ensure_postgres() {
         psql -h 127.0.0.1 -U postgres -d postgres -c 'create database test' >/dev/null
     fi
 }
+
+ensure_fleet_tools() {  # what the scale-out tests start themselves: pgbouncer, sentinels, network namespaces
+    command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] || apt_install pgbouncer
+    command -v redis-sentinel >/dev/null || apt_install redis-sentinel
+    command -v ip >/dev/null || [ -x /usr/sbin/ip ] || apt_install iproute2
+}

@@ -55,9 +55,7 @@ class AsyncpgQueue(JobOptionsQueue):
         stats_table: the worker stats table.
         dump: serialises a job dict to ``str`` or ``bytes`` (default ``json.dumps``).
         load: the inverse of ``dump``.
-        min_size: the pool's minimum size.
-        max_size: the pool's maximum size. The listener and the sweep lock keep one connection each and
-            nothing holds two at once, so 3 works; the worker's concurrency + 3 never waits.
+        min_size, max_size: the pool's sizes; concurrency + 3 never waits (listener, sweep lock, one more).
         saq_lock_keyspace: first key of SAQ's advisory locks (migrations, sweeping).
         priorities: the inclusive range of priorities this queue dequeues.
         swept_error_message: the error given to swept jobs.
@@ -66,6 +64,7 @@ class AsyncpgQueue(JobOptionsQueue):
         connect_timeout: seconds to wait for a connection.
         migration_timeout: seconds to wait for another session's migration.
         pool_options: more keyword arguments for ``asyncpg.create_pool`` (``server_settings``, ``ssl``...).
+        listen_dsn: a direct DSN for LISTEN and the sweep lock when ``url`` is PgBouncer (see QueuePool).
     """
 
     @classmethod
@@ -93,11 +92,13 @@ class AsyncpgQueue(JobOptionsQueue):
         connect_timeout: float = 10.0,
         migration_timeout: float = 30.0,
         pool_options: Mapping[str, Any] | None = None,
+        listen_dsn: str | None = None,
     ) -> None:
         super().__init__(name=name, dump=dump, load=load, swept_error_message=swept_error_message)
         self._pool = QueuePool(
             pool, url, name, manage_pool_lifecycle, (min_size, max_size), connect_timeout, pool_options or {}
         )
+        self._pool.open_sessions_on(listen_dsn)
         self.url, self.min_size, self.max_size = url, min_size, max_size
         self.versions_table, self.jobs_table, self.stats_table = versions_table, jobs_table, stats_table
         self.saq_lock_keyspace = saq_lock_keyspace
@@ -129,12 +130,12 @@ class AsyncpgQueue(JobOptionsQueue):
         """Create the pool if this queue owns one, and migrate the tables to SAQ's schema version 3."""
         if self._fetcher is not None:
             return
-        pool = await self._pool.open(self._migrate)
+        pool, sessions = await self._pool.open(self._migrate)
         fetcher = JobFetcher(
             pool, self, self._rows, self._starts, self._priorities, self.fallback_poll_interval
         )
         # A (re)established LISTEN connection may have missed notifications: fetch then.
-        self._listener = NotificationListener(pool, queue_name=self.name, on_listening=fetcher.fetch_soon)
+        self._listener = NotificationListener(sessions, queue_name=self.name, on_listening=fetcher.fetch_soon)
         self._fetcher = fetcher
         await super().connect()
 
@@ -147,7 +148,7 @@ class AsyncpgQueue(JobOptionsQueue):
             await self._listener.stop()
         await fetcher.stop()
         await self._starts.flush()
-        await self._sweep_lock.release(self.pool)
+        await self._sweep_lock.release(self._pool.sessions)
         await self._pool.close()
 
     def serialize(self, job: Job) -> bytes:
@@ -340,7 +341,7 @@ class AsyncpgQueue(JobOptionsQueue):
         this host that no longer exists is taken back at once; SAQ alone waits for its timeout.
         """
         await self._starts.flush()  # so this sweep sees every start this process knows of
-        async with self._sweep_lock.held(self.pool) as connection:
+        async with self._sweep_lock.held(self._pool.sessions) as connection:
             if connection is None:
                 return []
             running = await self._rows.sweep(connection)

@@ -76,9 +76,29 @@ class QueuePool:
         self._sizes = sizes
         self._connect_timeout = connect_timeout
         self._options = dict(options)
+        self._session_url: str | None = None
+        self._session_pool: Any = None
 
-    async def open(self, prepare: Callable[[Executor], Awaitable[None]]) -> Any:
+    def open_sessions_on(self, session_url: str | None) -> None:
+        """Run LISTEN and the sweep lock on a direct DSN, so ``url`` may go through a pooler.
+
+        With a ``session_url``, ``url`` (or the given pool) may be PgBouncer in transaction pooling
+        mode: the pool opened for ``url`` caches no prepared statements (each transaction may land on
+        another server connection) and the queue keeps no session state on it.
+        """
+        self._session_url = session_url and session_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+        if session_url is not None:
+            self._options.setdefault("statement_cache_size", 0)
+
+    @property
+    def sessions(self) -> Any:
+        """The pool for LISTEN and the sweep lock: the direct one if there is a ``session_url``."""
+        return self._session_pool if self._session_url is not None else self.pool
+
+    async def open(self, prepare: Callable[[Executor], Awaitable[None]]) -> tuple[Any, Any]:
         """Open the pool if there is none yet and run ``prepare`` (the migrations) on one connection.
+
+        Returns the pool and the pool for sessions (:attr:`sessions`).
 
         Raises:
             BrokerUnavailableError: PostgreSQL at ``url`` cannot be reached; the message has no password.
@@ -95,6 +115,11 @@ class QueuePool:
                 )
             async with self.pool.acquire(timeout=self._connect_timeout) as connection:
                 await prepare(connection)
+            if self._session_url is not None and self._session_pool is None:
+                # The listener and the sweep lock hold one connection each, for as long as they run.
+                self._session_pool = await asyncpg.create_pool(
+                    self._session_url, min_size=1, max_size=2, timeout=self._connect_timeout
+                )
         except BaseException as exc:
             if opened and self.pool is not None:
                 await self.pool.close()
@@ -102,16 +127,16 @@ class QueuePool:
             if isinstance(exc, CONNECTION_ERRORS) and self._url is not None:
                 raise BrokerUnavailableError(self._failure(exc)) from None
             raise
-        return self.pool
+        return self.pool, self.sessions
 
     async def close(self) -> None:
-        """Close the pool if the queue manages it, waiting up to 10 s for connections in use."""
+        """Close the pool if the queue manages it (and the session pool), waiting up to 10 s for each."""
+        session_pool, self._session_pool = self._session_pool, None
+        if session_pool is not None:
+            await _close_within(session_pool, 10)
         if not self._manage:
             return
-        try:
-            await asyncio.wait_for(self.pool.close(), 10)
-        except asyncio.TimeoutError:
-            self.pool.terminate()
+        await _close_within(self.pool, 10)
         if self._url is not None:
             self.pool = None
 
@@ -153,6 +178,13 @@ class QueuePool:
         if password:
             reason = reason.replace(password, "***")
         return f"queue {self._queue_name!r}: cannot connect to PostgreSQL at {self.describe()}: {reason}"
+
+
+async def _close_within(pool: Any, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(pool.close(), seconds)
+    except asyncio.TimeoutError:
+        pool.terminate()
 
 
 async def _keep_session(_connection: Any) -> None:

@@ -40,6 +40,17 @@ async def make_asyncpg_queue(name: str) -> Queue:
     return queue
 
 
+async def make_pgbouncer_queue(name: str) -> Queue:
+    # Through a pgbouncer in transaction pooling mode; LISTEN and the sweep lock go direct.
+    from tests.support.pgbouncer import bouncer_dsn
+
+    queue = AsyncpgQueue.from_url(
+        bouncer_dsn(DATABASE_URL), name=name, min_size=1, max_size=20, listen_dsn=DATABASE_URL
+    )
+    await queue.connect()
+    return queue
+
+
 async def make_memory_queue(name: str) -> Queue:
     queue = MemoryQueue(name=name)
     await queue.connect()
@@ -73,6 +84,7 @@ async def purge_postgres(queue: Queue) -> None:
 QUEUE_FACTORIES: dict[str, QueueFactory] = {
     "redis": make_redis_queue,
     "asyncpg": make_asyncpg_queue,
+    "asyncpg-pgbouncer": make_pgbouncer_queue,
     "memory": make_memory_queue,
 }
 """Backend name -> async factory taking a queue name and returning a connected queue."""
@@ -80,6 +92,7 @@ QUEUE_FACTORIES: dict[str, QueueFactory] = {
 QUEUE_PURGES: dict[str, Callable[[Queue], Awaitable[None]]] = {
     "redis": purge_redis,
     "asyncpg": purge_postgres,
+    "asyncpg-pgbouncer": purge_postgres,
 }
 """Backend name -> coroutine that deletes what a test's queue left in its broker (optional)."""
 
