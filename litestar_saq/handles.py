@@ -18,18 +18,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Coroutine, Mapping
-from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, Protocol, TypedDict, TypeVar, overload
 
 from litestar.background_tasks import BackgroundTask
 from litestar.utils.predicates import is_async_callable
 
-from litestar_saq.exceptions import JobNotFoundError, TaskNotEnqueueableError
+from litestar_saq.exceptions import JobNotFoundError, TaskDefinitionError, TaskNotEnqueueableError
 from litestar_saq.job_options import JobDefaults, JobOptions
 from litestar_saq.runtime import started_runtimes
 
 if TYPE_CHECKING:
     from saq.job import Job
     from saq.queue import Queue
+    from typing_extensions import Unpack
 
 __all__ = ("AsyncTaskHandle", "BoundTask", "SyncTaskHandle", "TaskHandle", "task")
 
@@ -249,6 +250,29 @@ class SyncTaskHandle(TaskHandle[P, R]):
         return result
 
 
+class TaskSettings(TypedDict, total=False):
+    """What ``@task(...)`` takes: the registered name, the queue, job options and providers."""
+
+    name: str | None
+    """The name SAQ registers; defaults to the function's ``__qualname__``."""
+    queue: str | None
+    """The queue that runs it; needed only when several queues list it."""
+    timeout: int | None
+    """Job option (seconds), below an enqueue's own options and above ``QueueConfig.job_defaults``."""
+    retries: int | None
+    """Job option: how many attempts a job gets."""
+    ttl: int | None
+    """Job option: seconds to keep a finished job."""
+    heartbeat: int | None
+    """Job option: seconds without a heartbeat after which a running job counts as stuck."""
+    retry_delay: float | None
+    """Job option: seconds before a retry."""
+    retry_backoff: bool | float | None
+    """Job option: grow the retry delay exponentially (up to this many seconds when a number)."""
+    dependencies: Mapping[str, Any] | None
+    """Providers for this task, over the queue's and the app's (``Provide`` or callables)."""
+
+
 class TaskDecorator(Protocol):
     """What ``@task(...)`` with arguments returns."""
 
@@ -272,57 +296,38 @@ def task(function: Callable[Concatenate[Any, P], R], /) -> SyncTaskHandle[P, R]:
 
 
 @overload
-def task(
-    *,
-    name: str | None = None,
-    queue: str | None = None,
-    timeout: int | None = None,
-    retries: int | None = None,
-    ttl: int | None = None,
-    heartbeat: int | None = None,
-    retry_delay: float | None = None,
-    retry_backoff: bool | float | None = None,
-    dependencies: Mapping[str, Any] | None = None,
-) -> TaskDecorator: ...
+def task(**settings: Unpack[TaskSettings]) -> TaskDecorator: ...
 
 
-def task(
-    function: Callable[..., Any] | None = None,
-    /,
-    *,
-    name: str | None = None,
-    queue: str | None = None,
-    timeout: int | None = None,
-    retries: int | None = None,
-    ttl: int | None = None,
-    heartbeat: int | None = None,
-    retry_delay: float | None = None,
-    retry_backoff: bool | float | None = None,
-    dependencies: Mapping[str, Any] | None = None,
-) -> Any:
+def task(function: Callable[..., Any] | None = None, /, **settings: Unpack[TaskSettings]) -> Any:
     """Make ``function`` (``async def`` or ``def``, ``ctx`` first) a task handle; see the module.
 
     Args:
         function: the task, when used as ``@task`` without arguments.
-        name: the name SAQ registers; defaults to the function's ``__qualname__``.
-        queue: the queue that runs it; needed only when several queues list it.
-        timeout: job option (seconds); also ``retries``, ``ttl``, ``heartbeat``, ``retry_delay`` and
-            ``retry_backoff``. Below an enqueue's own options, above ``QueueConfig.job_defaults``.
-        dependencies: providers for this task, over the queue's and the app's (``Provide`` or callables).
+        **settings: ``name``, ``queue``, the job options ``timeout``, ``retries``, ``ttl``,
+            ``heartbeat``, ``retry_delay``, ``retry_backoff``, and ``dependencies``: see ``TaskSettings``.
     """
-    given = {
-        "timeout": timeout,
-        "retries": retries,
-        "ttl": ttl,
-        "heartbeat": heartbeat,
-        "retry_delay": retry_delay,
-        "retry_backoff": retry_backoff,
+    unknown = sorted(set(settings) - set(TaskSettings.__annotations__))
+    if unknown:
+        raise TaskDefinitionError(
+            f"@task got unknown setting(s) {', '.join(unknown)}; "
+            f"it takes {', '.join(TaskSettings.__annotations__)}"
+        )
+    defaults: Any = {
+        option: value
+        for option, value in settings.items()
+        if option not in ("name", "queue", "dependencies") and value is not None
     }
-    defaults: Any = {option: value for option, value in given.items() if value is not None}
 
     def decorate(function: Callable[..., Any]) -> TaskHandle[Any, Any]:
         handle_class = SyncTaskHandle if not is_async_callable(function) else AsyncTaskHandle
-        return handle_class(function, name=name, queue=queue, defaults=defaults, dependencies=dependencies)
+        return handle_class(
+            function,
+            name=settings.get("name"),
+            queue=settings.get("queue"),
+            defaults=defaults,
+            dependencies=settings.get("dependencies"),
+        )
 
     if function is not None:
         return decorate(function)

@@ -114,3 +114,13 @@ async def test_two_queues_listing_a_handle_need_its_queue_name(queue_name: str) 
 def test_a_renamed_handle_pair_is_refused() -> None:
     with pytest.raises(SAQConfigError, match=r"renames a @task handle.*@task\(name='other'\)"):
         QueueConfig(dsn="memory://", separate_process=False, tasks=[("other", add)])
+
+
+def test_an_unknown_task_setting_is_a_clear_error() -> None:
+    from litestar_saq import task
+    from litestar_saq.exceptions import TaskDefinitionError
+
+    with pytest.raises(
+        TaskDefinitionError, match="unknown setting\\(s\\) timout; it takes name, queue, timeout"
+    ):
+        task(timout=5)  # type: ignore[call-overload]
