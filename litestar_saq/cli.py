@@ -13,14 +13,16 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
-from litestar_saq._child import apply_log_levels, load_app, serve_queues
+from litestar_saq._child import apply_log_levels, serve_queues
 from litestar_saq._status import QueueStatus, collect_status
-from litestar_saq.exceptions import SAQConfigError, WorkersCannotStartError
-from litestar_saq.runtime import mark_as_worker_child, runtime_of
+from litestar_saq.cli_common import LazyApp, config_of, fail, loaded_app, quoted_names, select_queues
+from litestar_saq.cli_ops import build_ops_commands
+from litestar_saq.exceptions import WorkersCannotStartError
+from litestar_saq.runtime import mark_as_worker_child
 from litestar_saq.supervisor import Supervisor, drain_timeout_for, supervise_until_signalled
 
 if TYPE_CHECKING:
@@ -32,7 +34,7 @@ __all__ = ("build_cli_app", "main")
 
 
 def build_cli_app() -> click.Group:
-    """Return a new ``workers`` group (``run``, ``status``) to add to a click CLI."""
+    """Return a new ``workers`` group (``run``, ``status``, ``health``, ops commands) for a click CLI."""
 
     @click.group(name="workers", help="Run SAQ workers and show their queues' status.")
     def workers_group() -> None:
@@ -40,6 +42,8 @@ def build_cli_app() -> click.Group:
 
     workers_group.add_command(_build_run_command())
     workers_group.add_command(_build_status_command())
+    for command in build_ops_commands():
+        workers_group.add_command(command)
     return workers_group
 
 
@@ -58,7 +62,7 @@ def main(args: Sequence[str] | None = None) -> None:
         if os.getcwd() not in sys.path:
             sys.path.append(os.getcwd())  # what the Litestar CLI does, so 'app:app' imports from here
         os.environ["LITESTAR_APP"] = app_path  # worker processes load the app from it
-        ctx.obj = _LazyApp(app_path)
+        ctx.obj = LazyApp(app_path)
 
     root.add_command(build_cli_app())
     root.main(args=list(args) if args is not None else None, prog_name="litestar-saq")
@@ -102,12 +106,12 @@ def _build_run_command() -> click.Command:
         separate_process setting. With --process a supervisor starts child processes that load the app
         by its import path and restarts any that die.
         """
-        app, app_path = _loaded_app(ctx)
-        config = _config_of(ctx, app, app_path)
+        app, app_path = loaded_app(ctx)
+        config = config_of(ctx, app, app_path)
         # Repeating the option (upstream's form) and commas both work: --queues a --queues b, --queues a,b.
-        selected = _select_queues(ctx, config, ",".join(queues) or None)
+        selected = select_queues(ctx, config, ",".join(queues) or None)
         if processes is not None and not in_processes:
-            _fail(ctx, "--workers needs --process (without it the workers run in this one process)", 2)
+            fail(ctx, "--workers needs --process (without it the workers run in this one process)", 2)
         if debug:
             app.debug = True
         log_levels = _log_levels(verbose=verbose, debug=debug)
@@ -129,7 +133,7 @@ def _run_here(ctx: click.Context, app: Litestar, selected: list[QueueConfig]) ->
             serve_queues(app, [queue_config.name for queue_config in selected], handle_signals=True)
         )
     except WorkersCannotStartError as exc:
-        _fail(ctx, f"cannot start the workers: {exc}", 1)
+        fail(ctx, f"cannot start the workers: {exc}", 1)
     ctx.exit(exit_code)
 
 
@@ -144,14 +148,15 @@ def _run_in_processes(
 ) -> NoReturn:
     in_memory = [queue_config.name for queue_config in selected if _is_in_memory(queue_config)]
     if in_memory:
-        _fail(
+        fail(
             ctx,
-            f"queue(s) {_names(in_memory)} keep their jobs in memory (memory://), which worker processes "
-            "cannot share; run 'workers run' without --process, or give the queue a Redis or PostgreSQL dsn",
+            f"queue(s) {quoted_names(in_memory)} keep their jobs in memory (memory://), which worker "
+            "processes cannot share; run 'workers run' without --process, or give the queue a Redis or "
+            "PostgreSQL dsn",
             2,
         )
     if not app_path:
-        _fail(ctx, "cannot tell the app's import path for the worker processes; pass --app module:app", 2)
+        fail(ctx, "cannot tell the app's import path for the worker processes; pass --app module:app", 2)
     supervisor = Supervisor(
         app_path,
         {queue_config.name: processes or config.processes_for(queue_config) for queue_config in selected},
@@ -169,8 +174,8 @@ def _build_status_command() -> click.Command:
     @click.pass_context
     def status_command(ctx: click.Context, as_json: bool) -> None:
         """Show every queue's broker, job counts and live workers; exit 1 if a broker is unreachable."""
-        app, app_path = _loaded_app(ctx)
-        statuses, errors = asyncio.run(collect_status(_config_of(ctx, app, app_path)))
+        app, app_path = loaded_app(ctx)
+        statuses, errors = asyncio.run(collect_status(config_of(ctx, app, app_path)))
         if as_json:
             click.echo(
                 json.dumps({"queues": [status.to_dict() for status in statuses], "errors": errors}, indent=2)
@@ -211,72 +216,6 @@ def _duration(seconds: float | None) -> str:
 
 
 # --- shared ------------------------------------------------------------------------------------------
-class _LazyApp:
-    """What ``main()`` puts in ``ctx.obj``: the app's import path, and the app loaded on first use."""
-
-    def __init__(self, app_path: str) -> None:
-        self.app_path = app_path
-        self._app: Litestar | None = None
-
-    @property
-    def app(self) -> Litestar:
-        if self._app is None:
-            self._app = load_app(self.app_path)
-        return self._app
-
-
-def _loaded_app(ctx: click.Context) -> tuple[Litestar, str | None]:
-    """The app and its import path from the CLI's context object (the Litestar CLI's or ``main()``'s)."""
-    env: Any = ctx.obj
-    if callable(env) and not hasattr(env, "app"):
-        env = ctx.obj = env()  # the Litestar CLI loads the app lazily, on first use
-    try:
-        app = env.app
-    except WorkersCannotStartError as exc:
-        _fail(ctx, str(exc), 1)
-    except AttributeError:
-        _fail(ctx, "no Litestar app was loaded; pass --app module:app or set LITESTAR_APP", 2)
-    app_path = getattr(env, "app_path", None) or os.environ.get("LITESTAR_APP")
-    return app, app_path
-
-
-def _config_of(ctx: click.Context, app: Litestar, app_path: str | None) -> SAQConfig:
-    try:
-        config = runtime_of(app).config
-    except SAQConfigError:
-        _fail(
-            ctx,
-            f"the app {app_path or ''!s} has no SAQPlugin; add plugins=[SAQPlugin(SAQConfig(queue_configs="
-            "[QueueConfig(name=..., dsn=...)]))] to Litestar(...)",
-            1,
-        )
-    if not config.queue_configs:
-        _fail(
-            ctx,
-            f"the SAQPlugin of app {app_path or ''!s} has no queues; add QueueConfig(name=..., dsn=...) to "
-            "SAQConfig.queue_configs",
-            1,
-        )
-    return config
-
-
-def _select_queues(ctx: click.Context, config: SAQConfig, queues: str | None) -> list[QueueConfig]:
-    configured = list(config.queue_configs)
-    if not queues:
-        return configured
-    names = [name.strip() for name in queues.split(",") if name.strip()]
-    known = [queue_config.name for queue_config in configured]
-    unknown = [name for name in names if name not in known]
-    if unknown or not names:
-        _fail(
-            ctx,
-            f"--queues: unknown queue(s) {_names(unknown) or repr(queues)}; "
-            f"configured queues: {_names(known)}",
-            2,
-        )
-    return [queue_config for queue_config in configured if queue_config.name in names]
-
-
 def _is_in_memory(queue_config: QueueConfig) -> bool:
     if queue_config.scheme == "memory":
         return True
@@ -295,13 +234,3 @@ def _log_levels(*, verbose: bool, debug: bool) -> list[tuple[str, int]]:
         # SAQ logs every job at INFO; keep that for --verbose unless the app chose a level itself.
         levels.append(("saq", logging.WARNING))
     return levels
-
-
-def _names(names: Sequence[str]) -> str:
-    return ", ".join(repr(name) for name in names)
-
-
-def _fail(ctx: click.Context, message: str, exit_code: int) -> NoReturn:
-    """Print ``message`` as one line on stderr and exit: 2 for a wrong command line, 1 otherwise."""
-    click.echo(f"Error: {message}", err=True)
-    ctx.exit(exit_code)

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from litestar.datastructures import State
     from saq.job import CronJob, Job
     from saq.queue import Queue
-    from saq.types import FunctionsType, PartialTimersDict
+    from saq.types import FunctionsType, PartialTimersDict, WorkerInfo
 
 __all__ = ("PluginWorker", "TaskContext", "WorkerHook", "drain_budget_s")
 
@@ -52,6 +52,8 @@ IDLE_SLOT_WAIT_S = 0.5
 """How long a stop waits for cancelled idle slots before cancelling them again."""
 IDLE_SLOT_RETRIES = 6
 """How often a stop cancels an idle slot that has not ended (a broker read may lose a cancellation)."""
+HEARTBEAT_AT = "heartbeat_at"
+"""Key of a worker's metadata holding the time (epoch ms) of its last heartbeat."""
 BROKER_ERROR_PAUSE_S = 0.5
 """Pause of a slot after a broker error, so an outage does not spin."""
 
@@ -105,6 +107,7 @@ class PluginWorker(Worker[TaskContext]):
         metadata: dict[str, Any] | None = None,
         poll_interval: float = 0.0,
     ) -> None:
+        metadata = {} if metadata is None else metadata
         super().__init__(
             queue,
             functions,
@@ -125,6 +128,8 @@ class PluginWorker(Worker[TaskContext]):
             poll_interval=poll_interval,
         )
         self._shutdown_hooks = list(shutdown)
+        # SAQ writes this dict with every heartbeat; ``worker_info`` dates it there (see _status.py).
+        self._heartbeat_metadata = metadata
         self.sync_task_threads = sync_task_threads or concurrency
         """How many sync (``def``) tasks run at once: the size of the worker's thread pool."""
         self.pool = self._new_thread_pool()
@@ -251,6 +256,11 @@ class PluginWorker(Worker[TaskContext]):
             logger.warning(
                 "queue %r: %d idle task(s) ignored their cancellation", self.queue.name, len(tasks)
             )
+
+    async def worker_info(self, ttl: int = 60) -> WorkerInfo:
+        """Write this worker's heartbeat: SAQ's stats, with its time in ``metadata["heartbeat_at"]`` (ms)."""
+        self._heartbeat_metadata[HEARTBEAT_AT] = now()
+        return await super().worker_info(ttl)
 
     # --- one job -----------------------------------------------------------------------------------
 

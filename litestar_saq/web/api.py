@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from litestar import MediaType, Response, post
-from litestar.params import FromPath
+from litestar import Response, post
+from litestar.params import FromPath, FromQuery
 
-from litestar_saq.dsn import redact
+from litestar_saq._status import QueueStatus, status_of
+from litestar_saq.dsn import describe_broker, redact
+from litestar_saq.health import DEFAULT_MAX_HEARTBEAT_AGE_S, HealthReport, find_problems
 from litestar_saq.web.context import QUEUE_JOBS_LIMIT, get_or_head, job_view, logger, queue_view
 
 if TYPE_CHECKING:
@@ -64,19 +66,32 @@ def build_api_handlers(context: DashboardContext) -> list[HTTPRouteHandler]:
         await job.abort("aborted from ui")
         return {}
 
-    @get_or_head("/health", name="saq_web_health", media_type=MediaType.TEXT)
-    async def health() -> Response[str]:
-        """Answer ``OK`` when every queue's broker answers, else 500 naming the failing queues."""
-        results = await asyncio.gather(*(queue.info() for queue in context.queues()), return_exceptions=True)
-        failing = []
-        for queue, result in zip(context.queues(), results, strict=True):
-            if isinstance(result, BaseException):
-                logger.warning(
-                    "dashboard health check: queue %r does not answer: %s", queue.name, redact(repr(result))
-                )
-                failing.append(queue.name)
-        if failing:
-            return Response(f"queues not answering: {', '.join(failing)}", status_code=500)
-        return Response("OK")
+    @get_or_head("/health", name="saq_web_health")
+    async def health(
+        queues: FromQuery[str | None] = None,
+        max_heartbeat_age: FromQuery[float] = DEFAULT_MAX_HEARTBEAT_AGE_S,
+    ) -> Response[dict[str, Any]]:
+        """200 when every queue's broker answers and has a live worker with a fresh heartbeat, else 503;
+        the body is what ``litestar workers health --json`` prints."""
+        selected = [context.queue(name.strip()) for name in queues.split(",")] if queues else context.queues()
+        results = await asyncio.gather(
+            *(status_of(queue, describe_broker(queue)) for queue in selected), return_exceptions=True
+        )
+        statuses, problems = [], []
+        for queue, result in zip(selected, results, strict=True):
+            if isinstance(result, QueueStatus):
+                statuses.append(result)
+                continue
+            if not isinstance(result, Exception):
+                raise result
+            reason = redact(" ".join(f"{type(result).__name__}: {result}".split()))
+            logger.warning("dashboard health check: queue %r does not answer: %s", queue.name, reason)
+            # The details (hosts, driver errors) stay in the server log, as for the other routes.
+            problems.append(
+                f"queue {queue.name!r}: broker {describe_broker(queue)} does not answer "
+                f"({type(result).__name__}); see the server log"
+            )
+        report = HealthReport(statuses, [*problems, *find_problems(statuses, max_heartbeat_age)])
+        return Response(report.to_dict(), status_code=200 if report.healthy else 503)
 
     return [list_queues, show_queue, show_job, retry_job, abort_job, health]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from tests.support.poll import wait_until
@@ -169,10 +171,15 @@ async def test_workers_are_listed_with_their_last_heartbeat(dashboard: Dashboard
 
 
 async def test_health(dashboard: Dashboard) -> None:
-    response = await dashboard.client.get("/saq/health")
-    assert response.status_code == 200
-    assert response.text == "OK"
-    assert response.headers["content-type"].startswith("text/plain")
+    async def healthy() -> Any:
+        response = await dashboard.client.get("/saq/health")
+        return response if response.status_code == 200 else None
+
+    response = await wait_until(healthy, what="the dashboard's worker to report")
+    body = response.json()
+    assert body["healthy"] is True and body["problems"] == []
+    (queue,) = [queue for queue in body["queues"] if queue["name"] == dashboard.queue_name]
+    assert queue["live_workers"] >= 1 and queue["newest_heartbeat_age_s"] < 60
 
 
 async def test_queue_view_caps_its_job_list(dashboard: Dashboard) -> None:
