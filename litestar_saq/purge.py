@@ -30,7 +30,8 @@ for i, id in ipairs(ARGV) do
     local payload = redis.call('get', id)
     if payload then
       local ok, job = pcall(cjson.decode, payload)
-      if ok and job['status'] == ARGV[1] then
+      -- A dequeued job keeps status "queued" until its worker starts it: the active list says so.
+      if ok and job['status'] == ARGV[1] and not redis.call('lpos', KEYS[3], id) then
         if ARGV[1] == 'queued' then
           redis.call('lrem', KEYS[1], 0, id)
           redis.call('zrem', KEYS[2], id)
@@ -56,7 +57,7 @@ async def purge_jobs(queue: Queue, jobs: Sequence[Job], status: Status) -> int:
     from litestar_saq.backends.redis import RedisQueue
 
     if isinstance(queue, RedisQueue):
-        keys = [queue.namespace("queued"), queue.namespace("incomplete")]
+        keys = [queue.namespace(name) for name in ("queued", "incomplete", "active")]
         deleted = await queue.redis.eval(
             _REDIS_PURGE, len(keys), *keys, status.value, *(job.id for job in jobs)
         )
