@@ -10,13 +10,15 @@ are kept ``failed_ttl`` seconds by ``JobOptionsQueue.finish``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
 from saq.job import Job, Status
 from saq.queue import Queue
 
+from litestar_saq.backends.redis_saq_adapter import run_before_enqueue
+from litestar_saq.bulk_enqueue import EnqueueItem, job_of_item
 from litestar_saq.exceptions import TaskDefinitionError
 
 __all__ = (
@@ -152,6 +154,23 @@ class JobOptionsQueue(Queue):
         if options is not None and isinstance(job_or_func, str):
             kwargs = options.for_enqueue(self.name, job_or_func, kwargs)
         return await super().enqueue(job_or_func, **kwargs)
+
+    async def enqueue_many(self, items: Iterable[EnqueueItem]) -> list[Job | None]:
+        """Enqueue many jobs in as few broker round trips as the backend allows (one per batch).
+
+        Each item is a ``Job``, a task name, or ``(task name, kwargs)`` where kwargs are what
+        ``enqueue(name, **kwargs)`` takes. Returns the jobs in order, ``None`` where the key was a
+        duplicate (already queued or running), as ``enqueue`` does.
+        """
+        options = self.job_options
+        jobs = [job_of_item(self, item, options) for item in items]
+        for job in jobs:
+            await run_before_enqueue(self, job)
+        return await self._enqueue_many(jobs)
+
+    async def _enqueue_many(self, jobs: Sequence[Job]) -> list[Job | None]:
+        """Write prepared jobs; backends override this with one round trip per batch."""
+        return [await self._enqueue(job) for job in jobs]
 
     async def finish(
         self, job: Job, status: Status, *, result: Any = None, error: str | None = None, **kwargs: Any

@@ -18,7 +18,6 @@ Its few uses of SAQ internals go through :mod:`~litestar_saq.backends.redis_saq_
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -30,24 +29,27 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from saq.job import Job, Status
-from saq.queue.redis import RedisQueue as SAQRedisQueue
-from saq.utils import millis, now
+from saq.utils import now
 
+from litestar_saq.backends.deadline import within
 from litestar_saq.backends.redis_recovery import OrphanJudge, Verdict
 from litestar_saq.backends.redis_saq_adapter import (
     close_pubsub,
-    enqueue_with_saq,
     is_wrong_queue_error,
     job_by_id,
+    operation_slots,
 )
+from litestar_saq.backends.redis_scripts import ENQUEUE_MANY, LuaScript
 from litestar_saq.backends.redis_take import JobTaker
+from litestar_saq.backends.redis_writes import RedisJobWrites
 from litestar_saq.dsn import describe_broker
 from litestar_saq.exceptions import BrokerUnavailableError
 from litestar_saq.job_options import JobOptionsQueue
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from redis.asyncio.client import Redis
-    from saq.types import WorkerInfo
 
 __all__ = ("RedisQueue",)
 
@@ -57,10 +59,12 @@ UNDECODABLE_FUNCTION = "<undecodable payload>"
 """The function name of a placeholder job that stands for a payload the queue could not decode."""
 TAKES_SETTLE_S = 0.5
 """How long ``disconnect()`` waits for cancelled takes to finish and give back what they took."""
+ENQUEUE_BATCH = 500
+"""Jobs per enqueue script call: long enough to pay off, short enough not to stall Redis."""
 _BROKER_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
-class RedisQueue(JobOptionsQueue, SAQRedisQueue):
+class RedisQueue(JobOptionsQueue, RedisJobWrites):
     """A SAQ ``RedisQueue`` that checks the connection on ``connect()`` and respects client ownership.
 
     Args:
@@ -90,6 +94,8 @@ class RedisQueue(JobOptionsQueue, SAQRedisQueue):
         # Block for less than the socket's read timeout, or every idle wait ends in a TimeoutError.
         self._block_slice_s = max(0.1, min(2.0, float(socket_timeout) / 2))
         self._taker = JobTaker(redis, self.namespace("queued"), self.namespace("active"))
+        self._enqueue_many_script = LuaScript(redis, ENQUEUE_MANY)
+        self._operation_slots = operation_slots(self)
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> RedisQueue:
@@ -134,64 +140,43 @@ class RedisQueue(JobOptionsQueue, SAQRedisQueue):
             await self.redis.aclose()
             await self.redis.connection_pool.disconnect()
 
-    # SAQ writes expiring keys with SETEX, which redis-py 8 deprecates; these three writes use
-    # SET … PX instead and keep SAQ's keys and values.
-
-    async def abort(self, job: Job, error: str, ttl: float = 5) -> None:
-        """Abort ``job``: a queued job ends at once, an active one is cancelled by its worker."""
-        job.status = Status.ABORTING
-        job.error = error
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.lrem(self.namespace("queued"), 0, job.id)
-            pipe.zrem(self.namespace("incomplete"), job.id)
-            pipe.set(job.id, self.serialize(job))
-            pipe.set(job.abort_id, error, px=max(1, int(ttl * 1000)))
-            pipe.publish(job.id, job.status)
-            removed_from_queue, *_ = await pipe.execute()
-        if removed_from_queue:
-            await self.finish(job, Status.ABORTED, error=error)
-            await self.redis.delete(job.abort_id)
-        else:
-            await self.redis.lrem(self.namespace("active"), 0, job.id)
-
-    async def write_worker_info(self, worker_id: str, info: WorkerInfo, ttl: int) -> None:
-        """Record a worker's stats for ``ttl`` seconds."""
-        current = now()
-        key = self.namespace(f"worker_info:{worker_id}")
-        stats = self.namespace("stats")
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(key, json.dumps(info), ex=ttl)
-            pipe.zremrangebyscore(stats, 0, current)
-            pipe.zadd(stats, {key: current + millis(ttl)})
-            pipe.expire(stats, ttl)
-            await pipe.execute()
-
-    async def _finish(
-        self, job: Job, status: Status, *, result: Any = None, error: str | None = None
-    ) -> None:
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.lrem(self.namespace("active"), 1, job.id)
-            pipe.zrem(self.namespace("incomplete"), job.id)
-            if job.ttl > 0:
-                pipe.set(job.id, self.serialize(job), ex=job.ttl)
-            elif job.ttl == 0:
-                pipe.set(job.id, self.serialize(job))
-            else:
-                pipe.delete(job.id)
-            await pipe.execute()
-        await self.notify(job)
-
     # --- enqueue and dequeue ---------------------------------------------------------------------
 
     async def _enqueue(self, job: Job) -> Job | None:
-        try:
-            return await asyncio.wait_for(enqueue_with_saq(self, job), self.operation_timeout)
-        except (asyncio.TimeoutError, *_BROKER_ERRORS) as exc:
-            raise BrokerUnavailableError(
-                f"queue {self.name!r}: could not enqueue {job.function!r} (key {job.key!r}): Redis at "
-                f"{describe_broker(self.redis)} did not answer ({type(exc).__name__}: {exc}). The job was "
-                "not enqueued; retry later or check the broker."
-            ) from exc
+        added = await self._enqueue_many([job])
+        return added[0]
+
+    async def _enqueue_many(self, jobs: Sequence[Job]) -> list[Job | None]:
+        """Write ``jobs`` as SAQ's enqueue script does, one round trip per ``ENQUEUE_BATCH`` jobs."""
+        enqueued: list[Job | None] = []
+        for start in range(0, len(jobs), ENQUEUE_BATCH):
+            batch = jobs[start : start + ENQUEUE_BATCH]
+            keys = [self.namespace("incomplete"), self.namespace("queued")]
+            values: list[Any] = []
+            for job in batch:
+                keys += (job.id, job.abort_id)
+                values += (self.serialize(job), job.scheduled)
+            try:
+                async with self._operation_slots:
+                    added = await within(
+                        self._enqueue_many_script.run(self.redis, keys, values), self.operation_timeout
+                    )
+            except (asyncio.TimeoutError, *_BROKER_ERRORS) as exc:
+                raise self._enqueue_failed(batch[0], len(jobs), exc) from exc
+            enqueued += (job if added_one else None for job, added_one in zip(batch, added, strict=True))
+        if logger.isEnabledFor(logging.DEBUG):
+            for new_job in enqueued:
+                if new_job is not None:
+                    logger.debug("queue %r: enqueued %s", self.name, new_job.info(False))
+        return enqueued
+
+    def _enqueue_failed(self, job: Job, count: int, exc: BaseException) -> BrokerUnavailableError:
+        which = f"{job.function!r} (key {job.key!r})" if count == 1 else f"{count} jobs"
+        return BrokerUnavailableError(
+            f"queue {self.name!r}: could not enqueue {which}: Redis at {describe_broker(self.redis)} did "
+            f"not answer ({type(exc).__name__}: {exc}). The job was not enqueued; retry later or check "
+            "the broker."
+        )
 
     async def dequeue(self, timeout: float = 0.0, poll_interval: float = 0.0) -> Job | None:
         """Wait up to ``timeout`` seconds (0: for ever) for a job; survive Redis going away meanwhile."""
@@ -203,11 +188,12 @@ class RedisQueue(JobOptionsQueue, SAQRedisQueue):
                 if wait_s <= 0:
                     return None
             try:
-                job_id = await self._taker.take(wait_s)
-                if job_id is None:
+                taken = await self._taker.take(wait_s)
+                if not taken:
                     self._broker_is_back()
                     continue
-                job = await self._read_taken_job(job_id)
+                job_id, blob = taken[0]
+                job = self.deserialize(blob) if blob is not None else await self._read_taken_job(job_id)
             except _BROKER_ERRORS as exc:
                 await self._wait_for_broker(exc)
                 continue

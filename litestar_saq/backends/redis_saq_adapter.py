@@ -12,21 +12,24 @@ them through SAQ's public ``namespace()``.
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Literal
 
 from saq.queue.redis import RedisQueue as SAQRedisQueue
 
 if TYPE_CHECKING:
     from saq.job import Job
+    from saq.queue import Queue
 
 __all__ = (
     "SAQ_INTERNALS",
     "SAQ_VERSIONS",
     "WRONG_QUEUE_ERROR",
     "close_pubsub",
-    "enqueue_with_saq",
     "is_wrong_queue_error",
     "job_by_id",
+    "operation_slots",
+    "run_before_enqueue",
 )
 
 SAQ_VERSIONS = ">=0.26,<0.27"
@@ -35,7 +38,8 @@ SAQ_VERSIONS = ">=0.26,<0.27"
 SAQ_INTERNALS: dict[str, Literal["coroutine method", "instance attribute"]] = {
     "_pubsub": "instance attribute",  # the queue's PubSubMultiplexer; we close it without the client
     "_get_job_by_id": "coroutine method",  # reads a job under the queue's max_concurrent_ops semaphore
-    "_enqueue": "coroutine method",  # SAQ's enqueue script, which our _enqueue wraps with a timeout
+    "_op_sem": "instance attribute",  # the max_concurrent_ops semaphore: bounds connections in use
+    "_before_enqueue": "coroutine method",  # runs the register_before_enqueue callbacks (tracing)
 }
 """The private members of SAQ's ``RedisQueue`` used below, and what they must be."""
 
@@ -53,9 +57,14 @@ async def job_by_id(queue: SAQRedisQueue, job_id: bytes | str) -> Job | None:
     return await queue._get_job_by_id(job_id)
 
 
-async def enqueue_with_saq(queue: SAQRedisQueue, job: Job) -> Job | None:
-    """Enqueue ``job`` with SAQ's own Lua script (same keys, same dedup by key); ``None`` for a duplicate."""
-    return await SAQRedisQueue._enqueue(queue, job)
+def operation_slots(queue: SAQRedisQueue) -> asyncio.Semaphore:
+    """The queue's ``max_concurrent_ops`` semaphore, which SAQ holds around its enqueues and reads."""
+    return queue._op_sem
+
+
+async def run_before_enqueue(queue: Queue, job: Job) -> None:
+    """Run the queue's ``register_before_enqueue`` callbacks on ``job``, as SAQ's ``enqueue`` does."""
+    await queue._before_enqueue(job)
 
 
 def is_wrong_queue_error(exc: BaseException) -> bool:

@@ -5,9 +5,11 @@ Cancelling the caller in the middle (a worker stopping its idle slots) used to l
 BLMOVE that had already moved an id, stranding the job in the active list until the sweep found it,
 and redis-py can lose a cancellation that lands inside a blocking read, so the dequeue went on.
 
-Here the BLMOVE runs shielded: a cancelled caller returns at once, the move finishes by itself (within
-one block slice), and an id it took is put back at the head of the queued list. The same happens to
-an id whose job was being read when the caller was cancelled.
+A take first runs the ``TAKE`` script, which moves up to N ids and returns them with their blobs
+in one round trip; only when the queue is empty does it block in BLMOVE. Either runs shielded: a
+cancelled caller returns at once, the move finishes by itself (within one block slice), and the ids
+it took are put back at the head of the queued list. The same happens to an id whose job was being
+read when the caller was cancelled.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
+
+from litestar_saq.backends.redis_scripts import TAKE, LuaScript
 
 if TYPE_CHECKING:
     from redis.asyncio.client import Redis
@@ -44,15 +48,20 @@ class JobTaker:
         self._active_key = active_key
         self._in_flight: set[asyncio.Future[Any]] = set()
         self._blocked: set[AbstractConnection] = set()
+        self._take_script = LuaScript(redis, TAKE)
 
     @property
     def waiting(self) -> int:
         """How many takes are blocked in Redis right now."""
         return len(self._blocked)
 
-    async def take(self, block_s: float) -> Any:
-        """Move the oldest queued id to the active list, waiting up to ``block_s``; ``None`` if none came."""
-        move = asyncio.ensure_future(self._blocking_move(round(block_s, 3)))
+    async def take(self, block_s: float, count: int = 1) -> list[tuple[Any, Any]]:
+        """Move up to ``count`` of the oldest queued ids to the active list, as ``(id, blob)`` pairs.
+
+        Waits up to ``block_s`` for one when the queue is empty (``[]`` if none came); the blob of an id
+        taken by the blocking wait is ``None`` (the caller reads it).
+        """
+        move = asyncio.ensure_future(self._move(count, round(block_s, 3)))
         try:
             return await asyncio.shield(move)
         except asyncio.CancelledError:
@@ -73,15 +82,20 @@ class JobTaker:
         if self._in_flight:
             await asyncio.wait(list(self._in_flight), timeout=timeout)
 
-    async def _blocking_move(self, block_s: float) -> Any:
+    async def _move(self, count: int, block_s: float) -> list[tuple[Any, Any]]:
         pool = self._redis.connection_pool
         connection = await pool.get_connection()  # type: ignore[no-untyped-call]  # redis-py: decorator drops the types
         self._blocked.add(connection)
         try:
+            keys = (self._queued_key, self._active_key)
+            taken = await self._take_script.run_on(connection, keys, (count,))
+            if taken:
+                return list(zip(taken[::2], taken[1::2], strict=True))
             await connection.send_command(
                 "BLMOVE", self._queued_key, self._active_key, "LEFT", "RIGHT", block_s
             )
-            return await connection.read_response()
+            job_id = await connection.read_response()
+            return [] if job_id is None else [(job_id, None)]
         except BaseException:
             await connection.disconnect()  # a reply half read must not be read by the next command
             raise
@@ -96,8 +110,7 @@ class JobTaker:
     def _give_back_what_was_taken(self, move: asyncio.Future[Any]) -> None:
         if move.cancelled() or move.exception() is not None:
             return  # nothing was taken, or the connection failed (the sweep checks the active list)
-        job_id = move.result()
-        if job_id is not None:
+        for job_id, _ in reversed(move.result()):  # back at the head, in their order
             self.give_back(job_id)
 
     async def _move_back(self, job_id: Any) -> None:

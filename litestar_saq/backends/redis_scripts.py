@@ -1,0 +1,114 @@
+"""The Lua scripts of our ``RedisQueue``: SAQ's keys and values, fewer round trips per job.
+
+- ``ENQUEUE_MANY`` is SAQ's enqueue script applied to a batch: for each job, only if it is not already
+  incomplete and has no abort key, SET its blob, ZADD it to ``incomplete`` with its ``scheduled``
+  score, and RPUSH it to ``queued`` when ``scheduled`` is 0. One job is a batch of one, so a single
+  enqueue and a bulk one write exactly what SAQ's own enqueue writes.
+- ``TAKE`` moves up to N ids from ``queued`` to ``active`` (LMOVE LEFT RIGHT, as SAQ's BLMOVE) and
+  returns each id with its blob: a dequeue costs one round trip instead of SAQ's two (BLMOVE, GET).
+  It never blocks; when the queue is empty the caller falls back to a blocking BLMOVE.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from redis.exceptions import ConnectionError, NoScriptError, ResponseError, TimeoutError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from redis.asyncio.client import Redis
+    from redis.asyncio.connection import AbstractConnection
+
+__all__ = ("ENQUEUE_MANY", "SCRIPT_ATTEMPTS", "TAKE", "LuaScript")
+
+SCRIPT_ATTEMPTS = 3
+"""How many connections a script call tries before it fails (Redis restarted: every pooled one is dead)."""
+
+ENQUEUE_MANY = """
+local incomplete, queued = KEYS[1], KEYS[2]
+local added = {}
+for i = 1, #ARGV / 2 do
+    local job_id, abort_id = KEYS[1 + 2 * i], KEYS[2 + 2 * i]
+    local scheduled = ARGV[2 * i]
+    if not redis.call('ZSCORE', incomplete, job_id) and redis.call('EXISTS', abort_id) == 0 then
+        redis.call('SET', job_id, ARGV[2 * i - 1])
+        redis.call('ZADD', incomplete, scheduled, job_id)
+        if scheduled == '0' then redis.call('RPUSH', queued, job_id) end
+        added[i] = 1
+    else
+        added[i] = 0
+    end
+end
+return added
+"""
+
+TAKE = """
+local taken = {}
+for _ = 1, tonumber(ARGV[1]) do
+    local job_id = redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT')
+    if not job_id then break end
+    taken[#taken + 1] = job_id
+    taken[#taken + 1] = redis.call('GET', job_id)
+end
+return taken
+"""
+
+
+class LuaScript:
+    """A Lua script run by its SHA (EVALSHA), loaded into Redis again when Redis forgot it."""
+
+    def __init__(self, redis: Redis, source: str) -> None:
+        self._script = redis.register_script(source)
+
+    async def run(self, client: Redis, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+        """Run the script on a connection of ``client``'s pool, reconnecting as the client would.
+
+        Straight on a pooled connection: redis-py's command layers cost a third of a Redis enqueue.
+        A connection that fails is dropped and the script runs again on a fresh one, up to
+        ``SCRIPT_ATTEMPTS`` times (the scripts are safe to repeat: a job enqueued twice is a duplicate).
+        """
+        pool = client.connection_pool
+        for attempt in range(1, SCRIPT_ATTEMPTS + 1):
+            connection = await pool.get_connection()  # type: ignore[no-untyped-call]  # redis-py: decorator drops the types
+            try:
+                return await self.run_on(connection, keys, args)
+            except (ConnectionError, TimeoutError, OSError):
+                await connection.disconnect()
+                if attempt == SCRIPT_ATTEMPTS:
+                    raise
+            except ResponseError:
+                raise  # an error reply was read whole: the connection is fine
+            except BaseException:
+                await connection.disconnect()  # a reply half read must not be read by the next command
+                raise
+            finally:
+                await pool.release(connection)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def run_on(self, connection: AbstractConnection, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+        """Run the script on one held ``connection`` (no retries: the caller owns the connection)."""
+        command = _pack(("EVALSHA", self._script.sha, len(keys), *keys, *args))
+        await connection.send_packed_command(command, check_health=False)
+        try:
+            return await connection.read_response()
+        except NoScriptError:
+            await connection.send_command("SCRIPT", "LOAD", self._script.script)
+            await connection.read_response()
+            await connection.send_packed_command(command, check_health=False)
+            return await connection.read_response()
+
+
+def _pack(arguments: Sequence[Any]) -> bytes:
+    """A RESP command (what redis-py's ``pack_command`` makes, at a third of its cost)."""
+    parts = [b"*%d\r\n" % len(arguments)]
+    for argument in arguments:
+        if isinstance(argument, str):
+            data = argument.encode()
+        elif isinstance(argument, bytes):
+            data = argument
+        else:
+            data = str(argument).encode()
+        parts += (b"$%d\r\n" % len(data), data, b"\r\n")
+    return b"".join(parts)
