@@ -22,6 +22,7 @@ from litestar_saq._status import QueueStatus, collect_status
 from litestar_saq.cli_common import LazyApp, config_of, fail, loaded_app, quoted_names, select_queues
 from litestar_saq.cli_ops import build_ops_commands
 from litestar_saq.exceptions import WorkersCannotStartError
+from litestar_saq.metrics import serve_job_metrics
 from litestar_saq.runtime import mark_as_worker_child
 from litestar_saq.supervisor import Supervisor, drain_timeout_for, supervise_until_signalled
 
@@ -91,6 +92,12 @@ def _build_run_command() -> click.Command:
     )
     @click.option("-v", "--verbose", is_flag=True, help="Log SAQ's activity (INFO), e.g. every job started.")
     @click.option("-d", "--debug", is_flag=True, help="Run the app in debug mode and log at DEBUG.")
+    @click.option(
+        "--metrics-port",
+        type=click.IntRange(min=0, max=65535),
+        default=None,
+        help="Serve the job metrics of every worker (children summed) for Prometheus on this port.",
+    )
     @click.pass_context
     def run_command(
         ctx: click.Context,
@@ -99,6 +106,7 @@ def _build_run_command() -> click.Command:
         queues: tuple[str, ...],
         verbose: bool,
         debug: bool,
+        metrics_port: int | None,
     ) -> None:
         """Run the workers of the app's queues until SIGINT/SIGTERM, then let running jobs finish.
 
@@ -116,6 +124,11 @@ def _build_run_command() -> click.Command:
             app.debug = True
         log_levels = _log_levels(verbose=verbose, debug=debug)
         apply_log_levels(log_levels)
+        if metrics_port is not None:
+            try:
+                serve_job_metrics(metrics_port, several_processes=in_processes)
+            except Exception as exc:
+                fail(ctx, f"--metrics-port {metrics_port}: {exc}", 1)
         if in_processes:
             _run_in_processes(ctx, config, selected, app_path, processes, log_levels, debug)
         else:

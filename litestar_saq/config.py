@@ -20,6 +20,7 @@ from litestar_saq.compat import (
 from litestar_saq.cron import CronJob
 from litestar_saq.dsn import masked_repr, redact
 from litestar_saq.exceptions import SAQConfigError
+from litestar_saq.extras import prometheus_installed, require_prometheus
 from litestar_saq.queue_config import HookSpec, QueueConfig, TaskSpec, reject_duplicates
 from litestar_saq.queues import TaskQueues
 
@@ -62,6 +63,12 @@ class SAQConfig(LegacySAQFields):
     web_trusted_origins: Collection[str] = ()
     """Origins besides the app's own whose pages may send the dashboard's actions (retry, abort), e.g.
     ``["https://ops.example.com"]`` when a proxy rewrites ``Host``; other cross-site ones get 403."""
+    web_metrics: bool | None = None
+    """Prometheus metrics at ``web_path`` + ``web_metrics_path`` and job metrics in every worker: ``None``
+    when the dashboard is on and ``prometheus-client`` is installed, ``True`` always (the extra
+    ``litestar-saq[prometheus]`` must be installed), ``False`` never."""
+    web_metrics_path: str = "/metrics"
+    """Where the metrics are served, under ``web_path`` and behind ``web_guards``."""
     enable_otel: bool | None = None
     """OpenTelemetry spans: ``None`` when a tracer provider is set up, ``True`` always, ``False`` never."""
     dependencies: Mapping[str, Any] | None = None
@@ -92,6 +99,10 @@ class SAQConfig(LegacySAQFields):
             )
         if not self.web_path.startswith("/"):
             raise SAQConfigError(f"SAQConfig: web_path={self.web_path!r} must start with '/'")
+        if self.web_metrics:
+            require_prometheus()
+        if not self.web_metrics_path.startswith("/"):
+            raise SAQConfigError(f"SAQConfig: web_metrics_path={self.web_metrics_path!r} must start with '/'")
         if not self.queues_dependency_key.isidentifier():
             raise SAQConfigError(
                 f"SAQConfig: queues_dependency_key={self.queues_dependency_key!r} must be a valid "
@@ -105,6 +116,13 @@ class SAQConfig(LegacySAQFields):
                 return queue_config
         known = ", ".join(repr(queue_config.name) for queue_config in self.queue_configs) or "none"
         raise SAQConfigError(f"no queue named {name!r} is configured; configured queues: {known}")
+
+    @property
+    def metrics_enabled(self) -> bool:
+        """Whether workers record job metrics: ``web_metrics``, or if ``prometheus-client`` imports."""
+        if self.web_metrics is not None:
+            return self.web_metrics
+        return prometheus_installed()
 
     def processes_for(self, queue_config: QueueConfig) -> int:
         """How many worker processes ``queue_config`` gets."""

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from litestar_saq.exceptions import TaskDefinitionError
 from litestar_saq.liveness import new_worker_id
+from litestar_saq.metrics import job_metric_hooks
 from litestar_saq.task_setup import runnable, task_plans
 from litestar_saq.tracing import worker_hooks
 from litestar_saq.worker import PluginWorker
@@ -49,6 +50,10 @@ def build_worker(
         config: the plugin's configuration, for its own hooks (tracing); none without it.
     """
     own_hooks = worker_hooks(config) if config is not None else {}
+    if config is not None and config.metrics_enabled:
+        own_hooks = {
+            name: [*own_hooks.get(name, []), *job_metric_hooks().get(name, [])] for name in HOOK_FIELDS
+        }
     cron_tz = queue_config.cron_tz
     if isinstance(cron_tz, str):  # QueueConfig.__post_init__ already turned a valid name into a tzinfo
         raise TaskDefinitionError(f"queue {queue_config.name!r}: cron_tz {cron_tz!r} was not parsed")

@@ -5,7 +5,8 @@ Everything is mounted under ``SAQConfig.web_path`` (default ``/saq``):
 - ``/saq/`` and SAQ's client routes ``/saq/queues/{q}`` and ``/saq/queues/{q}/jobs/{key}``: SAQ's UI;
 - ``/saq/ops``: our page with failed and aborted jobs (retry one or all shown), find a job by key,
   throughput per minute and the live workers;
-- ``/saq/api/...``: the JSON both pages read; ``/saq/health``: ``OK`` when every broker answers;
+- ``/saq/api/...``: the JSON both pages read; ``/saq/health``: JSON, 200 when every queue has a live
+  worker, else 503; ``/saq/metrics``: Prometheus metrics (``SAQConfig.web_metrics``);
 - ``/saq/static/...``: the assets, the only routes that ``web_guards`` do not protect.
 
 Every state-changing route refuses cross-site requests (``security.py``); pages send a
@@ -25,6 +26,7 @@ from litestar_saq.runtime import is_worker_child
 from litestar_saq.web.api import build_api_handlers
 from litestar_saq.web.assets import build_static_handler, load_assets
 from litestar_saq.web.context import DashboardContext, api_error_response
+from litestar_saq.web.metrics import build_metrics_handler
 from litestar_saq.web.ops import build_ops_handlers
 from litestar_saq.web.pages import build_page_handlers
 from litestar_saq.web.routing_errors import build_routing_error_hook
@@ -67,12 +69,16 @@ def build_web_router(runtime: SAQRuntime) -> Router:
     except ValueError as exc:
         raise SAQConfigError(f"SAQConfig: web_trusted_origins: {exc}") from None
     context = DashboardContext(task_queues=runtime.task_queues, root_path=root_path)
+    extra_handlers = []
+    if config.web_metrics is True or (config.web_metrics is None and config.metrics_enabled):
+        extra_handlers.append(build_metrics_handler(context, config.web_metrics_path))
     guarded = Router(
         path="/",
         route_handlers=[
             *build_page_handlers(context),
             *build_api_handlers(context),
             *build_ops_handlers(context),
+            *extra_handlers,
         ],
         # The cross-site check first: a forged request is refused before any guard looks at its cookies.
         guards=[cross_site_guard, *guards],
