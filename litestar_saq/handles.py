@@ -17,14 +17,14 @@ that started last in this process (``runtime.started_runtimes``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, Protocol, TypedDict, TypeVar, overload
 
 from litestar.background_tasks import BackgroundTask
 from litestar.utils.predicates import is_async_callable
 
 from litestar_saq.exceptions import JobNotFoundError, TaskDefinitionError, TaskNotEnqueueableError
-from litestar_saq.job_options import JobDefaults, JobOptions
+from litestar_saq.job_options import JobDefaults, JobOptions, JobOptionsQueue
 from litestar_saq.runtime import started_runtimes
 
 if TYPE_CHECKING:
@@ -116,6 +116,18 @@ class BoundTask(Generic[P, R]):
                     f"queue {queue.name!r}: task {handle.name!r}: a duplicate key vanished"
                 )
         return job
+
+    async def enqueue_many(self, calls: Iterable[Mapping[str, Any]]) -> list[Job | None]:
+        """Enqueue one job of this task per mapping of kwargs, in one round trip per batch.
+
+        Returns the jobs in order, ``None`` where a ``key`` was already queued or running.
+        """
+        handle = self._handle
+        options = self._options
+        queue = handle._queue()
+        if not isinstance(queue, JobOptionsQueue):
+            return [await queue.enqueue(handle.name, **options, **call) for call in calls]
+        return await queue.enqueue_many([(handle.name, {**options, **call}) for call in calls])
 
     async def apply(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Enqueue a job of this task, wait for it and return its result (``saq.JobError`` if it failed)."""

@@ -19,6 +19,7 @@ from saq.job import Job, Status
 from saq.utils import now, now_seconds
 
 from litestar_saq.backends import asyncpg_transactions as transactions
+from litestar_saq.backends.asyncpg_bulk import BulkInserts
 from litestar_saq.backends.asyncpg_fetcher import JobFetcher
 from litestar_saq.backends.asyncpg_finishes import FinishNotices
 from litestar_saq.backends.asyncpg_listener import NotificationListener
@@ -29,7 +30,6 @@ from litestar_saq.backends.asyncpg_schema import Executor, QueueSQL, migrate
 from litestar_saq.backends.asyncpg_starts import DeferredStarts
 from litestar_saq.backends.asyncpg_sweep import SweepLock, take_back
 from litestar_saq.backends.waiting import map_jobs
-from litestar_saq.job_options import JobOptionsQueue
 
 if TYPE_CHECKING:
     from saq.types import CountKind, DumpType, ListenCallback, LoadType, QueueInfo, WorkerInfo
@@ -43,7 +43,7 @@ logger = logging.getLogger("litestar_saq.asyncpg")
 QueueT = TypeVar("QueueT", bound="AsyncpgQueue")
 
 
-class AsyncpgQueue(JobOptionsQueue):
+class AsyncpgQueue(BulkInserts):
     """A SAQ queue on asyncpg, table-compatible with SAQ's ``PostgresQueue``.
 
     Args:

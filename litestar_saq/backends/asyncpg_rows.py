@@ -65,6 +65,20 @@ class QueueRows:
         )
         return bool(rows)
 
+    async def insert_many(self, conn: Executor, jobs: Sequence[Job], blobs: Sequence[bytes]) -> set[str]:
+        """Insert ``jobs`` (keys unique) as ``insert`` does, in one statement; the keys inserted."""
+        rows = await conn.fetch(
+            self._sql.enqueue_many,
+            [job.key for job in jobs],
+            blobs,
+            self._queue,
+            [job.priority for job in jobs],
+            [None if job.group_key is None else str(job.group_key) for job in jobs],
+            [int(job.scheduled or now_seconds()) for job in jobs],
+            self.channel,
+        )
+        return {row[0] for row in rows}
+
     async def due(
         self, conn: Executor, priorities: tuple[int, int], limit: int
     ) -> list[tuple[str, bytes, Any]]:

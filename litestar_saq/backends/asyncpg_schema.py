@@ -160,6 +160,7 @@ class QueueSQL:
     """Every statement the queue runs, with its table names quoted once at construction."""
 
     enqueue: str
+    enqueue_many: str
     dequeue_select: str
     dequeue_mark: str
     requeue: str
@@ -212,6 +213,23 @@ class QueueSQL:
                     RETURNING 1
                 )
                 SELECT pg_notify($8, 'saq:enqueue') FROM inserted""",
+            # $1 keys, $2 blobs, $3 queue, $4 priorities, $5 group keys, $6 scheduled, $7 channel; the
+            # rule of `enqueue` for each row, one statement for the batch (keys unique within it). One
+            # notification: PostgreSQL folds equal ones of a transaction.
+            enqueue_many=f"""
+                WITH inserted AS (
+                    INSERT INTO {jobs} AS j (key, job, queue, status, priority, group_key, scheduled)
+                    SELECT k, b, $3, 'queued', p, g, s
+                    FROM unnest($1::text[], $2::bytea[], $4::smallint[], $5::text[], $6::bigint[])
+                        AS t(k, b, p, g, s)
+                    ON CONFLICT (key) DO UPDATE SET
+                        job = EXCLUDED.job, queue = EXCLUDED.queue, status = EXCLUDED.status,
+                        priority = EXCLUDED.priority, group_key = EXCLUDED.group_key,
+                        scheduled = EXCLUDED.scheduled, expire_at = NULL
+                    WHERE j.status IN {TERMINAL} AND EXCLUDED.scheduled > j.scheduled
+                    RETURNING key
+                )
+                SELECT key, pg_notify($7, 'saq:enqueue') FROM inserted""",
             # Jobs of a group with an active job wait; NOT EXISTS keeps ungrouped (NULL) jobs eligible.
             dequeue_select=f"""
                 SELECT key, job, group_key FROM {jobs} AS j
