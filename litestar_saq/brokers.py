@@ -13,9 +13,12 @@ from saq.queue import Queue
 
 from litestar_saq.dsn import (
     ASYNCPG_SCHEMES,
+    CLUSTER_REFUSAL,
     MEMORY_SCHEMES,
     PSYCOPG_SCHEMES,
+    REDIS_CLUSTER_SCHEMES,
     REDIS_SCHEMES,
+    REDIS_SENTINEL_SCHEMES,
     SUPPORTED_SCHEMES,
     describe_broker,
     dsn_scheme,
@@ -32,7 +35,7 @@ def queue_from_dsn(dsn: str, *, name: str, **options: Any) -> Queue:
     """Build the queue class that serves ``dsn``'s scheme; the queue owns its client and closes it.
 
     Args:
-        dsn: ``redis://``, ``rediss://``, ``unix://``, ``postgresql://`` (asyncpg),
+        dsn: ``redis://``, ``rediss://``, ``unix://``, ``redis+sentinel://``, ``postgresql://`` (asyncpg),
             ``postgresql+psycopg://`` (SAQ's own queue) or ``memory://``.
         name: the queue's name.
         **options: passed to the queue class (``dump``, ``load``, broker options…).
@@ -42,6 +45,12 @@ def queue_from_dsn(dsn: str, *, name: str, **options: Any) -> Queue:
         from litestar_saq.backends.redis import RedisQueue
 
         return RedisQueue.from_url(dsn, name=name, **options)
+    if scheme in REDIS_SENTINEL_SCHEMES:
+        from litestar_saq.backends.redis_sentinel import sentinel_queue
+
+        return sentinel_queue(dsn, name, options)
+    if scheme in REDIS_CLUSTER_SCHEMES:
+        raise SAQConfigError(f"queue {name!r}: dsn={describe_broker(dsn)!r}: {CLUSTER_REFUSAL}")
     if scheme in ASYNCPG_SCHEMES:
         from litestar_saq.backends.asyncpg import AsyncpgQueue
 
@@ -69,7 +78,7 @@ def queue_from_config(queue_config: QueueConfig, config: SAQConfig) -> tuple[Que
         serializers["load"] = config.json_deserializer
     if queue_config.dsn is not None:
         options = {**serializers, **queue_config.broker_options}
-        if dsn_scheme(queue_config.dsn) in REDIS_SCHEMES + MEMORY_SCHEMES:
+        if dsn_scheme(queue_config.dsn) in REDIS_SCHEMES + REDIS_SENTINEL_SCHEMES + MEMORY_SCHEMES:
             options.setdefault("max_concurrent_ops", queue_config.max_concurrent_ops)
         return queue_from_dsn(queue_config.dsn, name=queue_config.name, **options), True
     instance = queue_config.broker_instance
@@ -97,6 +106,8 @@ def _queue_around_client(client: Any, queue_config: QueueConfig, serializers: di
             owns_client=False,
             **serializers,
         )
+    if type(client).__name__ == "RedisCluster":
+        raise SAQConfigError(f"queue {queue_config.name!r}: broker_instance=RedisCluster: {CLUSTER_REFUSAL}")
     if type(client).__module__.startswith("asyncpg"):
         from litestar_saq.backends.asyncpg import AsyncpgQueue
 

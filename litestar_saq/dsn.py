@@ -14,9 +14,12 @@ from urllib.parse import unquote_plus, urlsplit
 
 __all__ = (
     "ASYNCPG_SCHEMES",
+    "CLUSTER_REFUSAL",
     "MEMORY_SCHEMES",
     "PSYCOPG_SCHEMES",
+    "REDIS_CLUSTER_SCHEMES",
     "REDIS_SCHEMES",
+    "REDIS_SENTINEL_SCHEMES",
     "SUPPORTED_SCHEMES",
     "describe_broker",
     "dsn_scheme",
@@ -25,10 +28,24 @@ __all__ = (
 )
 
 REDIS_SCHEMES = ("redis", "rediss", "unix")
+REDIS_SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
+REDIS_CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+"""Refused with the reason (``CLUSTER_REFUSAL``), not as an unknown scheme."""
+CLUSTER_REFUSAL = (
+    "Redis Cluster is not supported: SAQ's Lua scripts and transactions touch several keys of a queue "
+    "at once (saq:<queue>:queued, saq:<queue>:active, saq:job:<queue>:<key>…) and those keys carry no "
+    "hash tag, so a cluster spreads them over slots and refuses the calls (CROSSSLOT). Adding hash tags "
+    "would change the key names SAQ's own workers use. One queue's load fits one Redis primary: use "
+    "Redis Sentinel for failover (dsn='redis+sentinel://host:26379,host2:26379/mymaster/0'), and give "
+    "heavy queues Redis servers of their own."
+)
+"""Why ``redis+cluster://`` DSNs and ``RedisCluster`` clients are refused, and what to use instead."""
 ASYNCPG_SCHEMES = ("postgres", "postgresql", "postgresql+asyncpg")
 PSYCOPG_SCHEMES = ("postgresql+psycopg",)
 MEMORY_SCHEMES = ("memory",)
-SUPPORTED_SCHEMES = REDIS_SCHEMES + ASYNCPG_SCHEMES + PSYCOPG_SCHEMES + MEMORY_SCHEMES
+SUPPORTED_SCHEMES = (
+    REDIS_SCHEMES + REDIS_SENTINEL_SCHEMES + ASYNCPG_SCHEMES + PSYCOPG_SCHEMES + MEMORY_SCHEMES
+)
 
 MASK = "***"
 UNPARSEABLE = "<unparseable dsn>"
@@ -69,7 +86,10 @@ def describe_broker(broker: object) -> str:
     try:
         if isinstance(broker, str):
             return _mask_dsn(broker)
-        connection_kwargs = getattr(getattr(broker, "connection_pool", None), "connection_kwargs", None)
+        pool = getattr(broker, "connection_pool", None)
+        if getattr(pool, "service_name", None) is not None:
+            return _sentinel_address(pool)
+        connection_kwargs = getattr(pool, "connection_kwargs", None)
         if isinstance(connection_kwargs, dict):
             return _redis_address(connection_kwargs)
     except Exception:  # showing a broker must never be what fails
@@ -176,3 +196,12 @@ def _redis_address(connection_kwargs: dict[str, object]) -> str:
         return f"unix://{connection_kwargs['path']}"
     host = connection_kwargs.get("host", "localhost")
     return f"{host}:{connection_kwargs.get('port', 6379)}/{connection_kwargs.get('db', 0)}"
+
+
+def _sentinel_address(pool: Any) -> str:
+    """``redis+sentinel://h1:26379,h2:26379/<service>/<db>`` for a redis-py Sentinel-managed pool."""
+    sentinels = getattr(getattr(pool, "sentinel_manager", None), "sentinels", [])
+    hosts = ",".join(
+        _redis_address(client.connection_pool.connection_kwargs).rsplit("/", 1)[0] for client in sentinels
+    )
+    return f"redis+sentinel://{hosts}/{pool.service_name}/{pool.connection_kwargs.get('db', 0)}"

@@ -17,7 +17,14 @@ from litestar.utils.predicates import is_async_callable
 from litestar_saq._imports import callable_name, import_string
 from litestar_saq.compat import LegacyQueueFields, apply_upstream_queue_fields
 from litestar_saq.cron import CronJob, TaskFunction
-from litestar_saq.dsn import SUPPORTED_SCHEMES, describe_broker, dsn_scheme, masked_repr
+from litestar_saq.dsn import (
+    CLUSTER_REFUSAL,
+    REDIS_CLUSTER_SCHEMES,
+    SUPPORTED_SCHEMES,
+    describe_broker,
+    dsn_scheme,
+    masked_repr,
+)
 from litestar_saq.exceptions import SAQConfigError
 from litestar_saq.handles import TaskHandle
 from litestar_saq.job_options import DEFAULT_FAILED_TTL_S, JobDefaults, job_settings_problem
@@ -102,6 +109,12 @@ class QueueConfig(LegacyQueueFields):
     ``retry_failed`` see them after a completed job's ``ttl`` would have dropped them."""
     sync_task_threads: int | None = None
     """How many plain ``def`` tasks one worker runs at once (its thread pool); ``None``: ``concurrency``."""
+    max_jobs_per_worker: int | None = None
+    """Recycle a worker process after it took this many jobs: it finishes them and exits, and a fresh
+    process replaces it at once (like Celery's ``--max-tasks-per-child``). Needs ``separate_process``."""
+    max_memory_per_worker_mb: float | None = None
+    """Recycle a worker process whose resident memory, checked after each job, reaches this many MiB
+    (leaky tasks, fragmented heaps). Needs ``separate_process``."""
 
     def __repr__(self) -> str:
         # The dataclass repr would print the DSN with its password.
@@ -143,6 +156,10 @@ class QueueConfig(LegacyQueueFields):
             )
         if self.dsn is not None:
             scheme = dsn_scheme(self.dsn)
+            if scheme in REDIS_CLUSTER_SCHEMES:
+                raise SAQConfigError(
+                    f"queue {self.name!r}: dsn={describe_broker(self.dsn)!r}: {CLUSTER_REFUSAL}"
+                )
             if scheme not in SUPPORTED_SCHEMES:
                 raise SAQConfigError(
                     f"queue {self.name!r}: dsn={describe_broker(self.dsn)!r} has unsupported scheme "
@@ -164,6 +181,8 @@ class QueueConfig(LegacyQueueFields):
             raise self._error("worker_processes", self.worker_processes, "must be an integer >= 1 or None")
         if self.shutdown_grace_period_s is not None and self.shutdown_grace_period_s < 0:
             raise self._error("shutdown_grace_period_s", self.shutdown_grace_period_s, "must be >= 0")
+        for limit in ("max_jobs_per_worker", "max_memory_per_worker_mb"):
+            self._check_recycle_limit(limit, getattr(self, limit))
         if self.burst and self.dequeue_timeout <= 0:
             raise self._error(
                 "dequeue_timeout", self.dequeue_timeout, "must be > 0 when burst=True (e.g. 1.0)"
@@ -176,6 +195,19 @@ class QueueConfig(LegacyQueueFields):
             if timer != "abort" and seconds != int(seconds):
                 # SAQ uses these timers as Redis lock lifetimes, which must be whole seconds.
                 raise self._error(f"timers[{timer!r}]", seconds, "must be a whole number of seconds")
+
+    def _check_recycle_limit(self, field_name: str, value: Any) -> None:
+        if value is None:
+            return
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise self._error(field_name, value, "must be a number > 0 or None")
+        if not self.separate_process:
+            raise self._error(
+                field_name,
+                value,
+                "needs separate_process=True: only a worker process can be recycled, not the web process "
+                "that runs in-process workers",
+            )
 
     def _parse_cron_tz(self, cron_tz: tzinfo | str) -> tzinfo:
         if isinstance(cron_tz, tzinfo):
