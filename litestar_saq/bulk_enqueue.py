@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 from saq.job import Job, Status
 from saq.utils import now
 
+from litestar_saq.exceptions import InvalidTypeError, InvalidValueError
+
 if TYPE_CHECKING:
     from saq.queue import Queue
 
@@ -32,7 +34,7 @@ def job_of_item(queue: Queue, item: EnqueueItem, options: QueueJobOptions | None
     else:
         function, given = (item, {}) if isinstance(item, str) else item
         if not isinstance(function, str):
-            raise TypeError(
+            raise InvalidTypeError(
                 f"queue {queue.name!r}: enqueue_many takes jobs, task names or (name, kwargs) pairs"
             )
         given = options.for_enqueue(queue.name, function, dict(given)) if options is not None else given
@@ -44,7 +46,7 @@ def job_of_item(queue: Queue, item: EnqueueItem, options: QueueJobOptions | None
             fields["kwargs"] = task_kwargs
         job = Job(function=function, **fields)
     if job.queue and job.queue.name != queue.name:
-        raise ValueError(f"Job {job} registered to a different queue")
+        raise InvalidValueError(f"Job {job} registered to a different queue")
     job.queue = queue
     job.queued = now()
     job.status = Status.QUEUED

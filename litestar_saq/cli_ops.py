@@ -23,6 +23,7 @@ from saq.job import Status
 from litestar_saq.brokers import queue_from_config
 from litestar_saq.cli_common import config_of, fail, loaded_app, quoted_names, select_queues
 from litestar_saq.dsn import redact
+from litestar_saq.exceptions import InvalidValueError
 from litestar_saq.health import DEFAULT_MAX_HEARTBEAT_AGE_S, check_health
 from litestar_saq.purge import PURGEABLE_STATUSES, purge_jobs
 from litestar_saq.task_setup import task_plans
@@ -47,7 +48,7 @@ def parse_duration(text: str) -> float:
     """Seconds in ``"90"``, ``"30s"``, ``"15m"``, ``"2h"`` or ``"7d"``; ``ValueError`` otherwise."""
     match = _DURATION.match(text)
     if match is None:
-        raise ValueError(f"{text!r} is no duration; write e.g. 30s, 15m, 2h or 7d")
+        raise InvalidValueError(f"{text!r} is no duration; write e.g. 30s, 15m, 2h or 7d")
     return float(match.group(1)) * _UNIT_S[match.group(2)]
 
 

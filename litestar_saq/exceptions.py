@@ -8,17 +8,21 @@ queue or task, ``RuntimeError`` for a migration lock that was not granted in tim
 from __future__ import annotations
 
 from litestar.exceptions import ImproperlyConfiguredException, LitestarException, MissingDependencyException
+from saq.errors import InvalidUrlError
 
 __all__ = (
     "BrokerUnavailableError",
     "DashboardLookupError",
+    "InvalidTypeError",
     "InvalidValueError",
     "JobNotFoundError",
     "LitestarSaqError",
     "MigrationLockTimeout",
     "MissingExtraError",
     "QueueNotFoundError",
+    "QueueUrlError",
     "SAQConfigError",
+    "SchemaTooNewError",
     "TaskDefinitionError",
     "TaskImportError",
     "TaskNotEnqueueableError",
@@ -110,3 +114,15 @@ class WaitTimeoutError(LitestarSaqError, TimeoutError):
 
 class JobNotFoundError(LitestarSaqError, LookupError):
     """No job with the given key exists in the queue."""
+
+
+class InvalidTypeError(LitestarSaqError, TypeError):
+    """A value of the wrong type was handed to a queue; the message says what it takes."""
+
+
+class QueueUrlError(LitestarSaqError, InvalidUrlError):
+    """A queue was given a URL it cannot serve (SAQ's ``InvalidUrlError``)."""
+
+
+class SchemaTooNewError(LitestarSaqError, RuntimeError):
+    """The SAQ tables were migrated by a newer version than this one understands: upgrade litestar-saq."""

@@ -30,6 +30,7 @@ from litestar_saq.backends.asyncpg_schema import Executor, QueueSQL, migrate
 from litestar_saq.backends.asyncpg_starts import DeferredStarts
 from litestar_saq.backends.asyncpg_sweep import SweepLock, take_back
 from litestar_saq.backends.waiting import map_jobs
+from litestar_saq.exceptions import UsageError
 
 if TYPE_CHECKING:
     from saq.types import CountKind, DumpType, ListenCallback, LoadType, QueueInfo, WorkerInfo
@@ -206,11 +207,8 @@ class AsyncpgQueue(BulkInserts):
 
     async def count(self, kind: CountKind) -> int:
         """Count this queue's ``queued`` (due), ``active`` or ``incomplete`` jobs."""
-        index = {"queued": 0, "active": 1, "incomplete": 2}.get(kind)
-        if index is None:
-            raise ValueError(f"Can't count unknown type {kind}")
         async with self._pool.connection() as connection:
-            return (await self._rows.counts(connection))[index]
+            return await self._rows.count(connection, kind)
 
     async def info(self, jobs: bool = False, offset: int = 0, limit: int = 10) -> QueueInfo:
         """Return this queue's live workers, counts and, with ``jobs``, a page of incomplete jobs."""
@@ -274,7 +272,7 @@ class AsyncpgQueue(BulkInserts):
         """
         fetcher = self._fetcher
         if fetcher is None:
-            raise RuntimeError(f"queue {self.name!r} is not connected; await queue.connect() first")
+            raise UsageError(f"queue {self.name!r} is not connected; await queue.connect() first")
         if poll_interval <= 0 and self._listener is not None:
             await self._listener.subscribe(self._rows.channel, fetcher.on_notice)
         return await fetcher.dequeue(timeout, poll_interval)

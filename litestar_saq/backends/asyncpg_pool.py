@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from litestar_saq.dsn import describe_broker
-from litestar_saq.exceptions import BrokerUnavailableError, MissingExtraError
+from litestar_saq.exceptions import BrokerUnavailableError, InvalidValueError, MissingExtraError, UsageError
 
 try:
     import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
@@ -69,7 +69,7 @@ class QueuePool:
         options: Mapping[str, Any],
     ) -> None:
         if (pool is None) == (url is None):
-            raise ValueError(f"queue {queue_name!r}: give exactly one of pool= or url=")
+            raise InvalidValueError(f"queue {queue_name!r}: give exactly one of pool= or url=")
         self.pool: Any = pool
         self._url, self._queue_name = url, queue_name
         self._manage = manage if manage is not None else pool is None
@@ -147,9 +147,7 @@ class QueuePool:
             yield connection
         else:
             if self.pool is None:
-                raise RuntimeError(
-                    f"queue {self._queue_name!r} is not connected; await queue.connect() first"
-                )
+                raise UsageError(f"queue {self._queue_name!r} is not connected; await queue.connect() first")
             async with self.pool.acquire() as acquired:
                 yield acquired
 

@@ -14,6 +14,7 @@ from saq.job import Job, Status
 from saq.utils import now_seconds
 
 from litestar_saq.backends.asyncpg_listener import channel_name
+from litestar_saq.exceptions import InvalidValueError
 
 if TYPE_CHECKING:
     from contextlib import AbstractAsyncContextManager
@@ -116,6 +117,13 @@ class QueueRows:
             for key, blob, status in rows:
                 last_key = key
                 yield blob, status
+
+    async def count(self, conn: Executor, kind: str) -> int:
+        """How many jobs are ``queued`` (and due), ``active`` or ``incomplete``."""
+        index = {"queued": 0, "active": 1, "incomplete": 2}.get(kind)
+        if index is None:
+            raise InvalidValueError(f"Can't count unknown type {kind}")
+        return (await self.counts(conn))[index]
 
     async def counts(self, conn: Executor) -> tuple[int, int, int]:
         """How many jobs are queued and due, active, and incomplete."""

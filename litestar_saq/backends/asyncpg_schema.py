@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from litestar_saq.exceptions import MigrationLockTimeout
+from litestar_saq.exceptions import MigrationLockTimeout, SchemaTooNewError
 
 __all__ = ("SCHEMA_VERSION", "Executor", "MigrationLockTimeout", "QueueSQL", "migrate", "quote_identifier")
 
@@ -126,7 +126,7 @@ async def migrate(
     while True:
         version = await _read_version(conn, versions)
         if version is not None and version > SCHEMA_VERSION:
-            raise RuntimeError(
+            raise SchemaTooNewError(
                 f"the SAQ schema in {versions_table!r} is at version {version}, newer than the "
                 f"{SCHEMA_VERSION} this litestar-saq understands; upgrade litestar-saq"
             )

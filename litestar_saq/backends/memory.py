@@ -14,12 +14,12 @@ import time
 import typing as t
 from urllib.parse import urlsplit
 
-from saq.errors import InvalidUrlError
 from saq.job import TERMINAL_STATUSES, Job, Status
 
 from litestar_saq.backends import memory_store as store
 from litestar_saq.backends.memory_store import RUNNING_STATUSES, StoredJob
 from litestar_saq.backends.waiting import WaitForChange, is_terminal_status, map_jobs
+from litestar_saq.exceptions import InvalidValueError, QueueUrlError, UsageError
 from litestar_saq.job_options import JobOptionsQueue
 
 if t.TYPE_CHECKING:
@@ -74,10 +74,10 @@ class MemoryQueue(JobOptionsQueue):
         """Build a queue for ``memory://``; anything after the scheme is ignored.
 
         Raises:
-            InvalidUrlError: the URL's scheme is not ``memory``.
+            QueueUrlError: the URL's scheme is not ``memory`` (a SAQ ``InvalidUrlError``).
         """
         if urlsplit(url).scheme.lower() != "memory":
-            raise InvalidUrlError(f"MemoryQueue needs a memory:// URL, got {url!r}")
+            raise QueueUrlError(f"MemoryQueue needs a memory:// URL, got {url!r}")
         return cls(**kwargs)
 
     def __repr__(self) -> str:
@@ -93,13 +93,13 @@ class MemoryQueue(JobOptionsQueue):
     def _bind_loop(self) -> None:
         loop = asyncio.get_running_loop()
         if self._bound_loop not in (None, loop):
-            raise RuntimeError(f"MemoryQueue {self.name!r} belongs to another event loop; make one per loop")
+            raise UsageError(f"MemoryQueue {self.name!r} belongs to another event loop; make one per loop")
         self._bound_loop = loop
 
     def _to_job(self, stored: StoredJob) -> Job:
         job = self.deserialize(stored.payload, stored.status)
         if job is None:
-            raise ValueError(f"queue {self.name!r}: a stored job has an empty payload")
+            raise InvalidValueError(f"queue {self.name!r}: a stored job has an empty payload")
         return job
 
     def _write(
@@ -150,7 +150,7 @@ class MemoryQueue(JobOptionsQueue):
             return len(store.active)
         if kind == "incomplete":
             return len(store.queued) + len(store.active) + len(store.scheduled)
-        raise ValueError(f"queue {self.name!r}: cannot count unknown kind {kind!r}")
+        raise InvalidValueError(f"queue {self.name!r}: cannot count unknown kind {kind!r}")
 
     async def info(self, jobs: bool = False, offset: int = 0, limit: int = 10) -> QueueInfo:
         """Describe the queue: live workers, counts and, with ``jobs``, a page of incomplete jobs."""

@@ -18,7 +18,7 @@ from saq.queue.redis import RedisQueue as SaqRedisQueue
 
 from litestar_saq.backends.redis import RedisQueue
 from litestar_saq.dsn import describe_broker
-from litestar_saq.exceptions import SAQConfigError
+from litestar_saq.exceptions import InvalidValueError, SAQConfigError
 
 __all__ = ("SentinelAddress", "SentinelRedisQueue", "parse_sentinel_dsn", "sentinel_queue")
 
@@ -35,7 +35,7 @@ class SentinelAddress:
         self.sentinels = [_host_port(host) for host in hosts.split(",") if host]
         path = [segment for segment in parts.path.split("/") if segment]
         if not self.sentinels or not path or len(path) > 2 or (len(path) == 2 and not path[1].isdigit()):
-            raise ValueError("expected redis+sentinel://host:port[,host:port…]/<service>[/<db>]")
+            raise InvalidValueError("expected redis+sentinel://host:port[,host:port…]/<service>[/<db>]")
         self.service = unquote(path[0])
         self.db = int(path[1]) if len(path) == 2 else 0
         self.ssl = parts.scheme.lower().startswith("rediss")
@@ -55,7 +55,7 @@ def _host_port(host: str) -> tuple[str, int]:
     if not name:
         return host, 26379
     if not port.isdigit():
-        raise ValueError(f"sentinel address {host!r} has no numeric port")
+        raise InvalidValueError(f"sentinel address {host!r} has no numeric port")
     return name.strip("[]"), int(port)
 
 
