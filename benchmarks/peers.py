@@ -1,11 +1,15 @@
-"""Our queues beside SAQ's own on the same broker, in one run: drain, enqueue one by one, bulk enqueue.
+"""Our queues beside SAQ's own and the peers, in one run: drain, enqueue one by one, bulk enqueue,
+enqueue→start latency, PostgreSQL commits per job.
 
-    python benchmarks/peers.py [--jobs 3000] [--rounds 3] [--concurrency 20]
+    python benchmarks/peers.py [--jobs 3000] [--rounds 3] [--concurrency 20] [--pg-concurrency 10]
 
 Every SAQ-style queue is drained by the same raw SAQ ``Worker`` (no-op job). Rounds interleave the
 systems so machine drift hits all alike; the table shows medians and the ratios against SAQ's own
-queue on the same broker. PostgreSQL runs in the database ``saq_bench`` (see bench_postgres.py).
-pgqueuer and streaq are not measured here yet (see docs/benchmark-results.md for their figures).
+queue on the same broker. PostgreSQL runs in the database ``saq_bench`` (see bench_postgres.py);
+commits per job are pg_stat_database.xact_commit of that database over the drain (worker start to
+stop, enqueue excluded, connections closed before and after so that their backends flush the
+statistics) divided by N. pgqueuer and streaq (``bench`` dependency group) run when they
+import; see peer_systems.py for how each system is driven.
 """
 
 from __future__ import annotations
@@ -15,88 +19,97 @@ import asyncio
 import logging
 import os
 import statistics
+import sys
 import time
-import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from saq import Worker
-from saq.queue.redis import RedisQueue as SAQRedisQueue
-
-from benchmarks.bench_postgres import asyncpg_factory, prepare_database
-from litestar_saq.backends.redis import RedisQueue
+from benchmarks.bench_postgres import prepare_database, xact_commits
+from benchmarks.peer_systems import build
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 DATABASE_URL = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
-async def purge(queue: Any) -> None:
-    if hasattr(queue, "redis"):
-        keys = [key async for key in queue.redis.scan_iter(match=f"saq:*{queue.name}*")]
-        if keys:
-            await queue.redis.delete(*keys)
+async def timed(action: Callable[[], Awaitable[Any]], jobs: int) -> float:
+    started = time.perf_counter()
+    await action()
+    return jobs / (time.perf_counter() - started)
 
 
-async def drain(queue: Any, jobs: int, concurrency: int) -> float:
+async def enqueue_one_by_one(system: Any, jobs: int) -> None:
+    for _ in range(jobs):
+        await system.enqueue_one()
+
+
+async def drain(system: Any, jobs: int, concurrency: int, bench_url: str) -> dict[str, float]:
+    """Bulk-enqueue ``jobs``, then time a worker until all ran; PostgreSQL commits of the drain only."""
     done = asyncio.Event()
     count = [0]
 
-    async def noop(_ctx: Any) -> None:
+    def on_start() -> None:
         count[0] += 1
         if count[0] >= jobs:
             done.set()
 
-    if hasattr(queue, "enqueue_many"):
-        await queue.enqueue_many(["noop"] * jobs)
-    else:
-        for start in range(0, jobs, 200):
-            await asyncio.gather(*(queue.enqueue("noop") for _ in range(start, min(jobs, start + 200))))
-    worker = Worker(queue, [("noop", noop)], concurrency=concurrency)
-    worker.SIGNALS = []
+    await system.enqueue_bulk(jobs)
+    await system.flush()
+    before = await xact_commits(bench_url) if system.broker == "postgres" else 0
     started = time.perf_counter()
-    run = asyncio.create_task(worker.start())
+    await system.start_worker(on_start, concurrency)
     await asyncio.wait_for(done.wait(), 300)
-    while await queue.count("incomplete"):
-        await asyncio.sleep(0.001)
+    await system.settled()
     elapsed = time.perf_counter() - started
-    await worker.stop()
-    await run
-    return jobs / elapsed
+    await system.stop_worker()
+    result = {"drain": jobs / elapsed}
+    if system.broker == "postgres":
+        await system.flush()
+        result["commits"] = (await xact_commits(bench_url) - before) / jobs
+    return result
 
 
-async def enqueue_one_by_one(queue: Any, jobs: int) -> float:
-    started = time.perf_counter()
-    for _ in range(jobs):
-        await queue.enqueue("noop")
-    return jobs / (time.perf_counter() - started)
+async def latency(system: Any, jobs: int, concurrency: int) -> dict[str, float]:
+    """Enqueue one job at a time on an idle worker; ms from before enqueue to the job's first line."""
+    started = asyncio.Event()
+    at = [0.0]
+
+    def on_start() -> None:
+        at[0] = time.perf_counter()
+        started.set()
+
+    await system.start_worker(on_start, concurrency)
+    samples = []
+    try:
+        await asyncio.sleep(0.5)  # let the worker reach its idle wait
+        for _ in range(jobs):
+            started.clear()
+            before = time.perf_counter()
+            await system.enqueue_one()
+            await asyncio.wait_for(started.wait(), 10)
+            samples.append((at[0] - before) * 1000)
+    finally:
+        await system.stop_worker()
+    return {"p50": statistics.median(samples), "p99": statistics.quantiles(samples, n=100)[98]}
 
 
-async def enqueue_bulk(queue: Any, jobs: int) -> float:
-    started = time.perf_counter()
-    await queue.enqueue_many(["noop"] * jobs)
-    return jobs / (time.perf_counter() - started)
-
-
-async def measure(make: Callable[[], Any], jobs: int, concurrency: int, bulk: bool) -> dict[str, float]:
+async def measure(system: Any, args: argparse.Namespace, bench_url: str) -> dict[str, float]:
     results: dict[str, float] = {}
-    for metric in ("enqueue", "bulk", "drain"):
-        if metric == "bulk" and not bulk:
+    for metric in ("enqueue", "bulk", "drain", "latency"):
+        if metric == "bulk" and not system.bulk:
             continue
-        queue = make()
-        await queue.connect()
+        await system.open()
         try:
             if metric == "enqueue":
-                results[metric] = await enqueue_one_by_one(queue, jobs)
+                results[metric] = await timed(lambda: enqueue_one_by_one(system, args.jobs), args.jobs)
             elif metric == "bulk":
-                results[metric] = await enqueue_bulk(queue, jobs)
+                results[metric] = await timed(lambda: system.enqueue_bulk(args.jobs), args.jobs)
+            elif metric == "drain":
+                concurrency = args.concurrency if system.broker == "redis" else args.pg_concurrency
+                results.update(await drain(system, args.jobs, concurrency, bench_url))
             else:
-                results[metric] = await drain(queue, jobs, concurrency)
+                results.update(await latency(system, args.latency_jobs, 10))
         finally:
-            await purge(queue)
-            if not hasattr(queue, "redis"):
-                async with queue._pool.connection() as connection:  # benchmark clean-up only
-                    await connection.execute("DELETE FROM saq_jobs")
-            await queue.disconnect()
+            await system.close()
     return results
 
 
@@ -105,47 +118,47 @@ async def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--jobs", type=int, default=3000)
+    parser.add_argument("--latency-jobs", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--concurrency", type=int, default=20)
+    parser.add_argument("--concurrency", type=int, default=20, help="worker concurrency on Redis")
+    parser.add_argument("--pg-concurrency", type=int, default=10, help="worker concurrency on PostgreSQL")
+    parser.add_argument("--only", help="comma-separated system names")
     parser.add_argument("--database-url", default=DATABASE_URL)
     args = parser.parse_args()
-    logging.getLogger("saq").setLevel(logging.WARNING)
-    logging.getLogger("litestar_saq").setLevel(logging.WARNING)
+    for name in ("saq", "litestar_saq", "pgqueuer", "streaq"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     bench_url = await prepare_database(args.database_url)
-
-    def named(factory: Callable[..., Any]) -> Callable[[], Any]:
-        return lambda: factory(REDIS_URL, name=f"peers-{uuid.uuid4().hex[:6]}")
-
-    systems: dict[str, tuple[Callable[[], Any], bool]] = {
-        "SAQ RedisQueue": (named(SAQRedisQueue.from_url), False),
-        "our RedisQueue": (named(RedisQueue.from_url), True),
-        "our AsyncpgQueue": (asyncpg_factory(bench_url), True),
-    }
-    rates: dict[str, dict[str, list[float]]] = {name: {} for name in systems}
-    names = list(systems)
+    systems = build(REDIS_URL, bench_url, set(args.only.split(",")) if args.only else None)
+    rates: dict[str, dict[str, list[float]]] = {system.name: {} for system in systems}
     for round_number in range(args.rounds):
-        shift = round_number % len(names)
-        for name in names[shift:] + names[:shift]:
-            make, bulk = systems[name]
-            for metric, rate in (await measure(make, args.jobs, args.concurrency, bulk)).items():
-                rates[name].setdefault(metric, []).append(rate)
+        shift = round_number % len(systems)
+        for system in systems[shift:] + systems[:shift]:
+            for metric, value in (await measure(system, args, bench_url)).items():
+                rates[system.name].setdefault(metric, []).append(value)
+            print(f"  round {round_number + 1}: {system.name} done", file=sys.stderr)
     median = {name: {m: statistics.median(v) for m, v in by.items()} for name, by in rates.items()}
-    saq = median["SAQ RedisQueue"]
-    print(f"peers, N={args.jobs}, concurrency={args.concurrency}, rounds={args.rounds} (medians, jobs/s)")
-    print("| system | drain | enqueue one by one | enqueue_many | bulk / one by one |")
-    print("| --- | ---: | ---: | ---: | ---: |")
-    for name, by in median.items():
-        bulk = by.get("bulk")
-        bulk_ratio = f"{bulk / by['enqueue']:.1f}x" if bulk else "—"
-        print(
-            f"| {name} | {by['drain']:,.0f} | {by['enqueue']:,.0f} | {f'{bulk:,.0f}' if bulk else '—'} | "
-            f"{bulk_ratio} |"
-        )
-    ours = median["our RedisQueue"]
     print(
-        f"| ratio our Redis / SAQ Redis | {ours['drain'] / saq['drain']:.2f} | "
-        f"{ours['enqueue'] / saq['enqueue']:.2f} | | |"
+        f"peers, N={args.jobs}, concurrency {args.concurrency} Redis / {args.pg_concurrency} PostgreSQL, "
+        f"latency {args.latency_jobs} jobs, rounds={args.rounds} (medians)"
     )
+    print("| system | drain jobs/s | enqueue one by one /s | bulk enqueue /s | p50 / p99 ms | commits/job |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    reference = {"redis": median.get("SAQ RedisQueue"), "postgres": median.get("SAQ PostgresQueue (psycopg)")}
+    for system in systems:
+        by, ref = median[system.name], reference[system.broker]
+
+        def cell(metric: str, by: dict[str, float] = by, ref: dict[str, float] | None = ref) -> str:
+            if metric not in by:
+                return "—"
+            ratio = f" ({by[metric] / ref[metric]:.2f}x)" if ref and ref is not by and metric in ref else ""
+            return f"{by[metric]:,.0f}{ratio}"
+
+        commits = f"{by['commits']:.2f}" if "commits" in by else "—"
+        print(
+            f"| {system.name} | {cell('drain')} | {cell('enqueue')} | {cell('bulk')} | "
+            f"{by['p50']:.2f} / {by['p99']:.2f} | {commits} |"
+        )
+    print("Ratios in brackets: against SAQ's own queue on the same broker.")
 
 
 if __name__ == "__main__":
