@@ -2,7 +2,9 @@
 
 - a status change (``update``) and a finish publish the status in the same round trip as the write
   (SAQ: a second round trip for the PUBLISH), so a job costs two round trips after it is taken;
-- expiring keys are written with ``SET … PX`` / ``SET … EX`` (redis-py 8 deprecates ``SETEX``).
+- expiring keys are written with ``SET … PX`` / ``SET … EX`` (redis-py 8 deprecates ``SETEX``);
+- finish and the status write are one Lua script call each (``FINISH``, ``WRITE``), sent on a pooled
+  connection without redis-py's pipeline layers (the worker's hot path).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 from saq.job import Job, Status
 from saq.queue.redis import RedisQueue as SAQRedisQueue
 from saq.utils import millis, now
+
+from litestar_saq.backends.redis_scripts import FINISH, WRITE, LuaScript
 
 if TYPE_CHECKING:
     from saq.types import WorkerInfo
@@ -55,17 +59,9 @@ class RedisJobWrites(SAQRedisQueue):
     async def _finish(
         self, job: Job, status: Status, *, result: Any = None, error: str | None = None
     ) -> None:
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.lrem(self.namespace("active"), 1, job.id)
-            pipe.zrem(self.namespace("incomplete"), job.id)
-            if job.ttl > 0:
-                pipe.set(job.id, self.serialize(job), ex=job.ttl)
-            elif job.ttl == 0:
-                pipe.set(job.id, self.serialize(job))
-            else:
-                pipe.delete(job.id)
-            pipe.publish(job.id, job.status)
-            await pipe.execute()
+        keys = (self.namespace("active"), self.namespace("incomplete"), job.id)
+        blob = self.serialize(job) if job.ttl >= 0 else ""
+        await self._script(FINISH).run(self.redis, keys, (blob, job.ttl, job.status))
 
     async def _update(self, job: Job, status: Status | None = None, **kwargs: Any) -> None:
         """Write ``job`` and publish its status in one round trip (SAQ: two)."""
@@ -73,7 +69,10 @@ class RedisJobWrites(SAQRedisQueue):
             stored = await self.job(job.key)  # the stored status wins, so a progress write keeps an abort
             status = stored.status if stored else None
         job.status = status or job.status
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.set(job.id, self.serialize(job))
-            pipe.publish(job.id, job.status)
-            await pipe.execute()
+        await self._script(WRITE).run(self.redis, (job.id,), (self.serialize(job), job.status))
+
+    def _script(self, source: str) -> LuaScript:
+        scripts: dict[str, LuaScript] = self.__dict__.setdefault("_write_scripts", {})
+        if source not in scripts:
+            scripts[source] = LuaScript(self.redis, source)
+        return scripts[source]
