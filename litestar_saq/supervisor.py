@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from litestar_saq._child import EXIT_CANNOT_START, STOP_SIGNALS, ChildSpec, run_child
+from litestar_saq.recycling import EXIT_RECYCLE
 from litestar_saq.worker import drain_budget_s
 
 if TYPE_CHECKING:
@@ -223,6 +224,15 @@ class Supervisor:
                 if exit_code == 0:
                     self._log_exit(slot, stopping=False)
                     slot.process = None  # finished its work (burst mode): not restarted
+                    continue
+                if exit_code == EXIT_RECYCLE:  # a planned exit: no backoff, and no failure to count
+                    logger.info(
+                        "queue %r: worker process %s recycled after %.1f s; starting a fresh one",
+                        slot.queue_name,
+                        slot.process.pid,
+                        ran_for_s,
+                    )
+                    self._start(slot)
                     continue
                 delay = slot.backoff.delay_after_exit(ran_for_s)
                 logger.error(

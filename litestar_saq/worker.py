@@ -28,6 +28,7 @@ from saq.worker import Worker, ensure_coroutine_function
 
 from litestar_saq.exceptions import UnknownTaskError
 from litestar_saq.job_outcome import record_cancellation, record_failure, result_within_timeout
+from litestar_saq.recycling import RecycleLimits
 
 if TYPE_CHECKING:
     from datetime import tzinfo
@@ -81,7 +82,8 @@ class PluginWorker(Worker[TaskContext]):
     """A SAQ ``Worker`` whose stop never drops a job: see the module's docstring.
 
     Arguments are SAQ ``Worker``'s, plus ``sync_task_threads``: how many ``def`` tasks run at once (the
-    thread pool's size; default ``concurrency``). ``shutdown_grace_period_s`` may be under a second.
+    thread pool's size; default ``concurrency``) and ``recycle_limits`` (``litestar_saq.recycling``).
+    ``shutdown_grace_period_s`` may be under a second.
     """
 
     def __init__(
@@ -106,6 +108,7 @@ class PluginWorker(Worker[TaskContext]):
         cancellation_hard_deadline_s: float = 1.0,
         metadata: dict[str, Any] | None = None,
         poll_interval: float = 0.0,
+        recycle_limits: RecycleLimits | None = None,
     ) -> None:
         metadata = {} if metadata is None else metadata
         super().__init__(
@@ -136,6 +139,7 @@ class PluginWorker(Worker[TaskContext]):
         self.grace_period_s = float(shutdown_grace_period_s or 0)
         self.hard_deadline_s = cancellation_hard_deadline_s
         self.poll_interval = poll_interval
+        self.recycle_limits = recycle_limits or RecycleLimits()
         self._slots: set[asyncio.Task[None]] = set()
         self._busy_slots: set[asyncio.Task[Any]] = set()
         self._upkeep_tasks: list[asyncio.Task[None]] = []
@@ -187,13 +191,18 @@ class PluginWorker(Worker[TaskContext]):
         slot.add_done_callback(self._slot_closed)
 
     async def _run_slot(self) -> None:
-        while not self.event.is_set():
+        while not self.event.is_set() and self.recycle_limits.reserve():
             took_job = await self.process()
+            if self.recycle_limits.count(took_job):  # to be recycled: idle slots end now, busy ones later
+                for idle in self._slots - self._busy_slots - {asyncio.current_task()}:
+                    idle.cancel()
             if self.burst and self._burst_is_over(took_job):
                 return
 
     def _slot_closed(self, slot: asyncio.Task[None]) -> None:
         self._slots.discard(slot)
+        if self.recycle_limits.reached and not self._slots:
+            self.event.set()  # to be recycled, and the last running job finished
         if slot.cancelled() or self.event.is_set():
             return
         error = slot.exception()

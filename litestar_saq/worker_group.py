@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 from litestar_saq.exceptions import TaskDefinitionError
 from litestar_saq.liveness import new_worker_id
 from litestar_saq.metrics import job_metric_hooks
+from litestar_saq.recycling import EXIT_RECYCLE, RecycleLimits
+from litestar_saq.runtime import is_worker_child
 from litestar_saq.task_setup import runnable, task_plans
 from litestar_saq.tracing import worker_hooks
 from litestar_saq.worker import PluginWorker
@@ -88,9 +90,25 @@ def build_worker(
         cancellation_hard_deadline_s=queue_config.cancellation_hard_deadline_s,
         metadata={"pid": os.getpid(), "host": socket.gethostname(), **(queue_config.metadata or {})},
         poll_interval=queue_config.poll_interval,
+        recycle_limits=_recycle_limits(queue_config),
     )
     worker.context.update({"queue": queue, "app": app, "state": app.state})
     return worker
+
+
+def _recycle_limits(queue_config: QueueConfig) -> RecycleLimits | None:
+    limits = RecycleLimits(queue_config.max_jobs_per_worker, queue_config.max_memory_per_worker_mb)
+    if limits.max_jobs is None and limits.max_memory_mb is None:
+        return None
+    if is_worker_child():
+        return limits
+    # Only a supervisor can replace a recycled worker: `workers run` without --process has none.
+    logger.warning(
+        "queue %r: max_jobs_per_worker / max_memory_per_worker_mb ignored: only worker processes of "
+        "`litestar workers run --process` or the server lifespan are recycled",
+        queue_config.name,
+    )
+    return None
 
 
 class WorkerGroup:
@@ -135,7 +153,8 @@ class WorkerGroup:
         """Run until ``stop_requested``, a worker fails, or every worker finished (burst); then stop.
 
         Returns:
-            0 after a requested stop or when every worker finished, 1 if a worker failed.
+            0 after a requested stop or when every worker finished, 1 if a worker failed,
+            ``EXIT_RECYCLE`` if a worker reached a recycling limit (the process is to be replaced).
         """
         self._failure_stops_process = True
         exit_code = 0
@@ -145,8 +164,18 @@ class WorkerGroup:
             await asyncio.wait([*running, stop_waiter], return_when=asyncio.FIRST_COMPLETED)
             ended = {task for task in running if task.done()}
             running -= ended
+            recycled = [self._tasks[task] for task in ended if self._tasks[task].recycle_limits.reached]
             if any(not task.cancelled() and task.exception() is not None for task in ended):
                 exit_code = 1
+                stop_requested.set()
+            elif recycled:
+                logger.info(
+                    "queue %r: recycling %s: %s",
+                    recycled[0].queue.name,
+                    self._where,
+                    recycled[0].recycle_limits.reached,
+                )
+                exit_code = EXIT_RECYCLE
                 stop_requested.set()
         stop_waiter.cancel()
         await self.stop()

@@ -83,6 +83,8 @@ app = Litestar(
                         timers={"worker_info": 1, "sweep": 600},
                         shutdown_grace_period_s=10,
                         separate_process=True,
+                        max_jobs_per_worker=_optional_int("TEST_MAX_JOBS"),
+                        max_memory_per_worker_mb=_optional_int("TEST_MAX_MEMORY_MB"),
                     )
                 ]
             )
