@@ -69,6 +69,9 @@ class SAQConfig(LegacySAQFields):
     ``litestar-saq[prometheus]`` must be installed), ``False`` never."""
     web_metrics_path: str = "/metrics"
     """Where the metrics are served, under ``web_path`` and behind ``web_guards``."""
+    web_login_url: str | None = None
+    """Where a browser goes when a guard refuses it a dashboard page as not logged in (401), with
+    ``?next=<page>``, e.g. ``"/login"``; ``None``: a JSON 401. API routes always answer JSON."""
     enable_otel: bool | None = None
     """OpenTelemetry spans: ``None`` when a tracer provider is set up, ``True`` always, ``False`` never."""
     dependencies: Mapping[str, Any] | None = None
@@ -101,6 +104,10 @@ class SAQConfig(LegacySAQFields):
             raise SAQConfigError(f"SAQConfig: web_path={self.web_path!r} must start with '/'")
         if self.web_metrics:
             require_prometheus()
+        if self.web_login_url is not None and not self.web_login_url.startswith(("/", "https://", "http://")):
+            raise SAQConfigError(
+                f"SAQConfig: web_login_url={self.web_login_url!r} must be a path ('/login') or an http(s) URL"
+            )
         if not self.web_metrics_path.startswith("/"):
             raise SAQConfigError(f"SAQConfig: web_metrics_path={self.web_metrics_path!r} must start with '/'")
         if not self.queues_dependency_key.isidentifier():

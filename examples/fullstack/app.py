@@ -140,6 +140,8 @@ def create_app(dsn: str = SAQ_DSN) -> Litestar:
             ],
             web_enabled=True,
             web_guards=[requires_login],
+            # A browser that is not logged in is sent to the login page, and back after it.
+            web_login_url="/login",
         )
     )
     return Litestar(

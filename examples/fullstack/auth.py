@@ -9,14 +9,14 @@ from __future__ import annotations
 import os
 import secrets
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import MediaType, Request, get, post
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware.session.server_side import ServerSideSessionBackend, ServerSideSessionConfig
-from litestar.params import URLEncodedBody
+from litestar.params import QueryParameter, URLEncodedBody
 from litestar.response import Redirect
 from litestar.types import Message
 
@@ -71,10 +71,17 @@ async def login_page() -> str:
 
 
 @post("/login")
-async def login(data: URLEncodedBody[dict[str, str]], request: Request[Any, Any, Any]) -> Redirect:
+async def login(
+    data: URLEncodedBody[dict[str, str]],
+    request: Request[Any, Any, Any],
+    next_path: Annotated[str, QueryParameter(name="next")] = "/saq/",
+) -> Redirect:
+    """Log in, then go back to the page the dashboard sent the browser here from (``?next=``)."""
+    if not next_path.startswith("/") or next_path.startswith("//"):
+        next_path = "/saq/"  # only pages of this app: no open redirect
     if data.get("username") == "admin" and secrets.compare_digest(
         data.get("password", ""), DASHBOARD_PASSWORD
     ):
         renew_session(request, {"user": "admin"})
-        return Redirect("/saq/")
+        return Redirect(next_path)
     return Redirect("/login")

@@ -51,7 +51,7 @@ LOGIN = """<!doctype html>
 <html><head><meta charset="utf-8"><title>Log in</title></head>
 <body style="font-family: sans-serif; max-width: 20rem; margin: 2rem auto">
 <h1>Log in</h1>
-<form method="post" action="/login">
+<form method="post">
 <p><input name="username" placeholder="username" required></p>
 <p><input name="password" type="password" placeholder="password" required></p>
 <button>Log in</button></form></body></html>"""

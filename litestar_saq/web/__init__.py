@@ -25,7 +25,8 @@ from litestar_saq.exceptions import SAQConfigError
 from litestar_saq.runtime import is_worker_child
 from litestar_saq.web.api import build_api_handlers
 from litestar_saq.web.assets import build_static_handler, load_assets
-from litestar_saq.web.context import DashboardContext, api_error_response
+from litestar_saq.web.context import DashboardContext
+from litestar_saq.web.login_redirect import build_error_handler
 from litestar_saq.web.metrics import build_metrics_handler
 from litestar_saq.web.ops import build_ops_handlers
 from litestar_saq.web.pages import build_page_handlers
@@ -82,7 +83,7 @@ def build_web_router(runtime: SAQRuntime) -> Router:
         ],
         # The cross-site check first: a forged request is refused before any guard looks at its cookies.
         guards=[cross_site_guard, *guards],
-        exception_handlers={Exception: api_error_response},
+        exception_handlers={Exception: build_error_handler(config.web_login_url)},
         include_in_schema=config.web_include_in_schema,
     )
     return Router(

@@ -45,3 +45,17 @@ async def test_logging_in_again_renews_the_id_again(client: httpx.AsyncClient) -
 async def test_a_wrong_password_starts_no_session(client: httpx.AsyncClient) -> None:
     await log_in(client, password="nope")
     assert (await client.get("/outbox")).status_code == 401
+
+
+async def test_the_dashboard_sends_a_browser_to_log_in_and_back(client: httpx.AsyncClient) -> None:
+    browser = {"accept": "text/html"}
+    to_login = await client.get("/saq/ops", headers=browser)
+    assert to_login.status_code in (302, 303, 307)
+    assert to_login.headers["location"] == "/login?next=/saq/ops"
+    back = await client.post(to_login.headers["location"], data={"username": "admin", "password": "admin"})
+    assert back.headers["location"] == "/saq/ops"
+    assert (await client.get("/saq/ops", headers=browser)).status_code == 200
+    elsewhere = await client.post(
+        "/login?next=//evil.example", data={"username": "admin", "password": "admin"}
+    )
+    assert elsewhere.headers["location"] == "/saq/", "no open redirect"
