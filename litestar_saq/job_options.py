@@ -17,7 +17,7 @@ from typing import Any, TypedDict
 from saq.job import Job, Status
 from saq.queue import Queue
 
-from litestar_saq.backends.redis_saq_adapter import run_before_enqueue
+from litestar_saq.backends.saq_queue_hooks import run_before_enqueue
 from litestar_saq.bulk_enqueue import EnqueueItem, job_of_item
 from litestar_saq.exceptions import TaskDefinitionError
 

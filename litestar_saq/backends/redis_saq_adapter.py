@@ -19,7 +19,6 @@ from saq.queue.redis import RedisQueue as SAQRedisQueue
 
 if TYPE_CHECKING:
     from saq.job import Job
-    from saq.queue import Queue
 
 __all__ = (
     "SAQ_INTERNALS",
@@ -29,7 +28,6 @@ __all__ = (
     "is_wrong_queue_error",
     "job_by_id",
     "operation_slots",
-    "run_before_enqueue",
 )
 
 SAQ_VERSIONS = ">=0.26,<0.27"
@@ -60,11 +58,6 @@ async def job_by_id(queue: SAQRedisQueue, job_id: bytes | str) -> Job | None:
 def operation_slots(queue: SAQRedisQueue) -> asyncio.Semaphore:
     """The queue's ``max_concurrent_ops`` semaphore, which SAQ holds around its enqueues and reads."""
     return queue._op_sem
-
-
-async def run_before_enqueue(queue: Queue, job: Job) -> None:
-    """Run the queue's ``register_before_enqueue`` callbacks on ``job``, as SAQ's ``enqueue`` does."""
-    await queue._before_enqueue(job)
 
 
 def is_wrong_queue_error(exc: BaseException) -> bool:

@@ -1,0 +1,21 @@
+"""The SAQ base-queue internal we use beyond its public API: running a queue's before-enqueue callbacks.
+
+Pinned to the SAQ versions we test (``saq>=0.26,<0.27``, see ``redis_saq_adapter.SAQ_INTERNALS`` and
+``tests/brokers/test_saq_internals.py``). It lives apart from the Redis adapter so that enqueueing on any
+backend never imports the Redis client.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from saq.job import Job
+    from saq.queue import Queue
+
+__all__ = ("run_before_enqueue",)
+
+
+async def run_before_enqueue(queue: Queue, job: Job) -> None:
+    """Run the queue's ``register_before_enqueue`` callbacks on ``job``, as SAQ's ``enqueue`` does."""
+    await queue._before_enqueue(job)
