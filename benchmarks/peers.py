@@ -64,6 +64,7 @@ async def drain(system: Any, jobs: int, concurrency: int, bench_url: str) -> dic
     await asyncio.wait(waiters, timeout=300, return_when=asyncio.FIRST_COMPLETED)
     for waiter in waiters:
         waiter.cancel()
+    await asyncio.gather(*waiters, return_exceptions=True)  # a cancelled query must end before the next
     if count[0] < jobs:
         print(f"  note: {system.name} drain saw {count[0]} of {jobs} jobs start", file=sys.stderr)
     await system.settled()
