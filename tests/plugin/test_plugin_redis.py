@@ -20,7 +20,7 @@ from saq.queue import Queue
 
 from litestar_saq import CronJob, QueueConfig, QueueNotFoundError, SAQConfig, SAQPlugin, TaskQueues
 from litestar_saq.backends.redis import RedisQueue
-from litestar_saq.testing import running_app
+from litestar_saq.testing import running_app, wait_for_job
 from tests.support import tasks
 from tests.support.handlers_plain import PlainController, enqueue_plain
 from tests.support.poll import wait_until
@@ -111,7 +111,7 @@ async def test_handlers_enqueue_and_in_process_worker_runs_job(redis_url: str, q
                 queue = app.plugins.get(SAQPlugin).task_queues.get(queue_name)
                 job = await queue.job(response.json()["key"])
                 assert job is not None
-                await job.refresh(until_complete=10)
+                job = await wait_for_job(queue, None, job.key)  # refresh(until_complete) can miss a finish
                 assert job.status == Status.COMPLETE
                 assert job.result == 7
             for path in ("/future/controller/queues", "/plain/controller/queues"):
@@ -126,7 +126,7 @@ async def test_task_ctx_has_job_worker_queue_app_and_state(redis_url: str, queue
         queue = app.plugins.get(SAQPlugin).task_queues.get(queue_name)
         job = await queue.job(response.json()["key"])
         assert job is not None
-        await job.refresh(until_complete=10)
+        job = await wait_for_job(queue, None, job.key)  # refresh(until_complete) can miss a finish
     assert job.status == Status.COMPLETE, job.error
     seen = job.result
     assert {"job", "worker", "queue", "app", "state"} <= set(seen["keys"])
@@ -171,7 +171,7 @@ async def test_broker_instance_is_used_and_never_closed(redis_client: Redis, que
         queue = app.plugins.get(SAQPlugin).task_queues.get(queue_name)
         job = await queue.job(response.json()["key"])
         assert job is not None
-        await job.refresh(until_complete=10)
+        job = await wait_for_job(queue, None, job.key)  # refresh(until_complete) can miss a finish
         assert job.result == "x"
     assert await redis_client.ping() is True  # still open after the app shut down
     keys = [key async for key in redis_client.scan_iter(match=f"saq:*{queue_name}*")]
@@ -279,7 +279,7 @@ async def test_user_hooks_run_in_order_after_ours(redis_url: str, queue_name: st
         queue = app.plugins.get(SAQPlugin).task_queues.get(queue_name)
         job = await queue.job(response.json()["key"])
         assert job is not None
-        await job.refresh(until_complete=10)
+        job = await wait_for_job(queue, None, job.key)  # refresh(until_complete) can miss a finish
         await wait_until(lambda: len(tasks.HOOK_CALLS) >= 4)
     assert tasks.HOOK_CALLS == ["b", "a", "a", "b", "a", "b"]
 
