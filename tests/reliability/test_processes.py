@@ -78,9 +78,13 @@ async def test_5000_jobs_through_two_worker_processes_each_run_exactly_once(
     workers: Callable[[], CliProcess], queue: Any, runs_table: tuple[str, asyncpg.Connection]
 ) -> None:
     table, connection = runs_table
-    keys = [f"once-{index}" for index in range(JOBS)]
+    # SAQ's PostgreSQL table keys jobs by key alone, across queues: keys of this run only.
+    keys = [f"{queue.name}-once-{index}" for index in range(JOBS)]
     for start in range(0, JOBS, 500):
-        await asyncio.gather(*(queue.enqueue("record_run", key=key) for key in keys[start : start + 500]))
+        enqueued = await asyncio.gather(
+            *(queue.enqueue("record_run", key=key) for key in keys[start : start + 500])
+        )
+        assert None not in enqueued, "every key is new, so every enqueue stores a job"
     process = workers()
 
     async def all_ran() -> bool:
