@@ -92,6 +92,12 @@ def _run_on_queue(ctx: click.Context, queue_name: str, action: Callable[[Queue],
         fail(ctx, f"queue {queue_name!r}: {type(exc).__name__}: {redact(' '.join(str(exc).split()))}", 1)
 
 
+def _json_and_context(function: Callable[..., None]) -> Callable[..., None]:
+    """``--json`` and the click context, which every ops command takes."""
+    decorated: Callable[..., None] = json_option(click.pass_context(function))
+    return decorated
+
+
 def _show(ctx: click.Context, as_json: bool, data: dict[str, Any], title: str) -> None:
     if as_json:
         click.echo(json.dumps(data, indent=2, default=str))
@@ -122,8 +128,7 @@ async def _job_or_exit(ctx: click.Context, queue: Queue, key: str) -> Job:
     show_default=True,
     help="Seconds since a worker's last heartbeat for it to count as live.",
 )
-@json_option
-@click.pass_context
+@_json_and_context
 def health_command(ctx: click.Context, queues: str | None, max_heartbeat_age: float, as_json: bool) -> None:
     """Exit 0 when every queue's broker answers and has a live worker with a fresh heartbeat, else 1
     with one line per problem: a Kubernetes liveness/readiness exec probe."""
@@ -149,8 +154,7 @@ def health_command(ctx: click.Context, queues: str | None, max_heartbeat_age: fl
     "--key", default=None, help="The job's key (default: a new one); an existing key is not enqueued twice."
 )
 @click.option("--scheduled", default=None, help="Run at this ISO 8601 time (no zone: local time).")
-@json_option
-@click.pass_context
+@_json_and_context
 def enqueue_command(
     ctx: click.Context,
     function: str,
@@ -193,22 +197,25 @@ def enqueue_command(
     _show(ctx, as_json, job_view(job), f"enqueued {job.key}")
 
 
-@click.command(name="job")
-@click.argument("key")
-@queue_option
-@json_option
-@click.pass_context
+def _job_key_command(name: str) -> Callable[[Callable[..., None]], click.Command]:
+    """``@click.command(name)`` for a command on one job: argument KEY, ``--queue``, ``--json``."""
+
+    def decorate(function: Callable[..., None]) -> click.Command:
+        for add in (_json_and_context, queue_option, click.argument("key")):
+            function = add(function)
+        return click.command(name=name)(function)
+
+    return decorate
+
+
+@_job_key_command("job")
 def job_command(ctx: click.Context, key: str, queue_name: str, as_json: bool) -> None:
     """Show the job KEY: status, arguments, result or error, attempts and times."""
     job = _run_on_queue(ctx, queue_name, lambda queue: _job_or_exit(ctx, queue, key))
     _show(ctx, as_json, job_view(job), f"job {key}")
 
 
-@click.command(name="abort")
-@click.argument("key")
-@queue_option
-@json_option
-@click.pass_context
+@_job_key_command("abort")
 def abort_command(ctx: click.Context, key: str, queue_name: str, as_json: bool) -> None:
     """Abort the job KEY: a queued job at once, a running one within a second; it is not retried."""
 
@@ -256,8 +263,7 @@ def _duration_or_exit(ctx: click.Context, option: str, text: str | None) -> floa
 @queue_option
 @click.option("--function", default=None, help="Only jobs of this task.")
 @click.option("--since", default=None, help="Only jobs that failed within this long, e.g. 30m, 2h, 1d.")
-@json_option
-@click.pass_context
+@_json_and_context
 def retry_failed_command(
     ctx: click.Context, queue_name: str, function: str | None, since: str | None, as_json: bool
 ) -> None:
@@ -290,8 +296,7 @@ def retry_failed_command(
     "--older-than", default=None, help="Only jobs finished (or queued) longer ago than this, e.g. 7d."
 )
 @click.option("--yes", is_flag=True, help="Really delete: purge refuses without it.")
-@json_option
-@click.pass_context
+@_json_and_context
 def purge_command(
     ctx: click.Context, queue_name: str, status_name: str, older_than: str | None, yes: bool, as_json: bool
 ) -> None:
