@@ -16,7 +16,7 @@ from saq.job import Job, Status
 from saq.queue import JobError, Queue
 
 from tests.support.brokers import backend_queue, dequeue_waiters
-from tests.support.poll import wait_until
+from tests.support.poll import until_finished, wait_until
 from tests.support.workers import running_worker
 
 
@@ -203,7 +203,7 @@ async def test_abort_of_a_running_job_cancels_it(contract_queue: Queue) -> None:
 
         await wait_until(running)
         await job.abort("stop it")
-        await job.refresh(until_complete=5)
+        await until_finished(job, timeout=5)
         assert job.status == Status.ABORTED
         assert job.error == "stop it"
 
@@ -280,17 +280,17 @@ async def test_update_without_status_keeps_the_stored_status(contract_queue: Que
     assert (stored.status, stored.progress) == (Status.QUEUED, 0.5)
 
 
-async def test_refresh_until_complete_waits_for_the_worker(contract_queue: Queue) -> None:
+async def test_a_running_worker_completes_an_enqueued_job_with_its_result(contract_queue: Queue) -> None:
     async with running_worker(contract_queue, FUNCTIONS):
         job = await enqueued(contract_queue, "echo", a=7)
-        await job.refresh(until_complete=5)
+        await until_finished(job, timeout=5)
         assert (job.status, job.result) == (Status.COMPLETE, 7)
 
 
 async def test_failing_job_is_retried_then_failed(contract_queue: Queue) -> None:
     async with running_worker(contract_queue, FUNCTIONS):
         job = await enqueued(contract_queue, "fail", retries=2)
-        await job.refresh(until_complete=5)
+        await until_finished(job, timeout=5)
         assert job.status == Status.FAILED
         assert job.attempts == 2
         assert "oops" in (job.error or "")

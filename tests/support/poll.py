@@ -13,9 +13,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ("wait_until", "wait_until_sync")
+from saq.job import TERMINAL_STATUSES
+
+if TYPE_CHECKING:
+    from saq.job import Job
+
+__all__ = ("until_finished", "wait_until", "wait_until_sync")
 
 Description = str | Callable[[], str]
 
@@ -65,3 +70,18 @@ def wait_until_sync(
         if time.monotonic() > deadline:
             raise _timed_out(timeout, what)
         time.sleep(interval)
+
+
+async def until_finished(job: Job, *, timeout: float = 10.0) -> Job:
+    """Refresh ``job`` in place until it is complete, failed or aborted, and return it.
+
+    Use it instead of SAQ's ``job.refresh(until_complete=...)``, which waits for a published status and
+    on Redis misses one published before its subscription took effect (a fast worker hits that).
+    """
+
+    async def finished() -> bool:
+        await job.refresh()
+        return job.status in TERMINAL_STATUSES
+
+    await wait_until(finished, timeout=timeout, what=lambda: f"job {job.key} to finish (still {job.status})")
+    return job

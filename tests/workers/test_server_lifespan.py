@@ -10,7 +10,7 @@ import pytest
 from saq.job import Status
 
 from litestar_saq.backends.redis import RedisQueue
-from tests.support.poll import wait_until
+from tests.support.poll import until_finished, wait_until
 from tests.support.procs import CliProcess, children_of, free_port, is_alive
 
 StartCli = Callable[..., CliProcess]
@@ -51,7 +51,7 @@ async def test_litestar_run_starts_and_stops_the_worker_processes_once_per_serve
         in_app = await in_app_queue.enqueue("report")
         assert separate is not None and in_app is not None
         for job in (separate, in_app):
-            await job.refresh(until_complete=20)
+            await until_finished(job, timeout=20)
             assert job.status == Status.COMPLETE, server.log()
         # The separate_process queue runs in the supervised child, the other one in the web process.
         assert separate.result["pid"] == worker_pid

@@ -11,7 +11,7 @@ import pytest
 from saq.job import Status
 
 from litestar_saq.backends.redis import RedisQueue
-from tests.support.poll import wait_until
+from tests.support.poll import until_finished, wait_until
 from tests.support.procs import ROOT, CliProcess, children_of, is_alive, kill_session
 
 
@@ -37,7 +37,7 @@ async def test_supervisor_runs_children_under_other_start_methods(
         jobs = [await redis_queue.enqueue("report") for _ in range(6)]
         for job in jobs:
             assert job is not None
-            await job.refresh(until_complete=20)
+            await until_finished(job, timeout=20)
             assert job.status == Status.COMPLETE, process.log()
             assert job.result["greeting"] == f"hello from on_startup in {job.result['pid']}"
         descendants = children_of(process.pid)

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from saq.job import Status
 
 from litestar_saq.backends.redis import RedisQueue
-from tests.support.poll import wait_until
+from tests.support.poll import until_finished, wait_until
 from tests.support.procs import CliProcess, is_alive
 
 StartCli = Callable[..., CliProcess]
@@ -25,7 +25,7 @@ async def test_in_process_run_works_every_queue_in_this_process(
         for queue in (redis_queue, in_app_queue):
             job = await queue.enqueue("report")
             assert job is not None
-            await job.refresh(until_complete=20)
+            await until_finished(job, timeout=20)
             assert job.status == Status.COMPLETE, process.log()
             # Both the separate_process queue and the in-app queue run here, with the app's state.
             assert job.result == {
@@ -52,7 +52,7 @@ async def test_process_mode_runs_jobs_in_children_with_the_app_state(
     jobs = [await redis_queue.enqueue("report") for _ in range(20)]
     for job in jobs:
         assert job is not None
-        await job.refresh(until_complete=20)
+        await until_finished(job, timeout=20)
         assert job.status == Status.COMPLETE, process.log()
         assert job.result["pid"] in children, (job.result, children)
         # The child ran the app's on_startup hook itself: ctx["state"] is its own.
@@ -127,7 +127,7 @@ async def test_killed_child_is_restarted_and_the_log_names_queue_pid_and_code(
     assert "restarting it in 1 s" in log
     job = await redis_queue.enqueue("report")
     assert job is not None
-    await job.refresh(until_complete=20)
+    await until_finished(job, timeout=20)
     assert job.result["pid"] == second
 
     process.send(signal.SIGTERM)

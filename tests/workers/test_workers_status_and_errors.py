@@ -12,7 +12,7 @@ from typing import Any
 from saq.job import Status
 
 from litestar_saq.backends.redis import RedisQueue
-from tests.support.poll import wait_until
+from tests.support.poll import until_finished, wait_until
 from tests.support.procs import ROOT, CliProcess, run_cli
 from tests.workers.conftest import WORKERS_APP
 
@@ -31,7 +31,7 @@ async def test_status_shows_counts_totals_and_live_workers(
     jobs = [await redis_queue.enqueue("noop") for _ in range(5)]
     for job in jobs:
         assert job is not None
-        await job.refresh(until_complete=20)
+        await until_finished(job, timeout=20)
         assert job.status == Status.COMPLETE
     await redis_queue.enqueue("noop", scheduled=4_000_000_000)  # far in the future: counted as scheduled
 
