@@ -527,28 +527,32 @@ async def test_burst(queue: AsyncpgQueue, make_worker: MakeWorker) -> None:
         Worker(queue, functions=FUNCTIONS, burst=True)  # burst needs a dequeue_timeout
 
     worker = make_worker(burst=True, dequeue_timeout=0.1, concurrency=1)
-    worker_task = asyncio.create_task(worker.start())
+    # Enqueued before the worker starts (SAQ's test enqueues after): on a loaded machine a burst worker
+    # can find the queue empty for its dequeue_timeout and stop before the jobs arrive.
     job_a = await enqueue(queue, "noop")
     job_b = await enqueue(queue, "noop")
-    await job_a.refresh(0)
-    await job_b.refresh(0)
-    assert job_a.status == Status.COMPLETE
-    assert job_b.status == Status.COMPLETE
+    worker_task = asyncio.create_task(worker.start())
     await asyncio.wait_for(worker_task, 5)
     assert worker.event.is_set()
+    await job_a.refresh()
+    await job_b.refresh()
+    assert job_a.status == Status.COMPLETE
+    assert job_b.status == Status.COMPLETE
 
 
 async def test_burst_poll_interval(queue: AsyncpgQueue, make_worker: MakeWorker) -> None:
     worker = make_worker(burst=True, dequeue_timeout=0.3, poll_interval=0.1, concurrency=1)
-    worker_task = asyncio.create_task(worker.start())
+    # Enqueued before the worker starts (SAQ's test enqueues after): on a loaded machine a burst worker
+    # can find the queue empty for its dequeue_timeout and stop before the jobs arrive.
     job_a = await enqueue(queue, "noop")
     job_b = await enqueue(queue, "noop")
-    await job_a.refresh(0)
-    await job_b.refresh(0)
-    assert job_a.status == Status.COMPLETE
-    assert job_b.status == Status.COMPLETE
+    worker_task = asyncio.create_task(worker.start())
     await asyncio.wait_for(worker_task, 5)
     assert worker.event.is_set()
+    await job_a.refresh()
+    await job_b.refresh()
+    assert job_a.status == Status.COMPLETE
+    assert job_b.status == Status.COMPLETE
 
 
 async def test_max_burst_jobs(queue: AsyncpgQueue, make_worker: MakeWorker) -> None:
