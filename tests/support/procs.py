@@ -8,7 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,3 +133,30 @@ def kill_session(process: CliProcess) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
     process.popen.wait(timeout=10)
+
+
+def app_env_for_test(queue_name: str, redis_url: str) -> dict[str, str]:
+    """This process's environment for a test app run by the CLI: the test's queue on Redis, unbuffered."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("TEST_", "LITESTAR_"))}
+    env.update(
+        TEST_QUEUE=queue_name,
+        REDIS_URL=redis_url,
+        PYTHONUNBUFFERED="1",
+        PYTHONFAULTHANDLER="1",
+        LITESTAR_QUIET_CONSOLE="1",
+    )
+    return env
+
+
+def cli_processes(log_dir: Path, default_app: str) -> Iterator[Callable[..., CliProcess]]:
+    """A fixture body: yields ``start(args, env, app=default_app)``; kills what is still running after."""
+    started: list[CliProcess] = []
+
+    def start(args: list[str], env: dict[str, str], app: str = default_app) -> CliProcess:
+        process = start_cli(app, args, env, log_dir / f"cli-{len(started)}.log")
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        kill_session(process)

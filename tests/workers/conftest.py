@@ -3,13 +3,12 @@ that are always cleaned up. (``redis_queue``, the test's queue, is in ``tests/co
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support.procs import CliProcess, kill_session, start_cli
+from tests.support.procs import CliProcess, app_env_for_test, cli_processes
 
 WORKERS_APP = "tests.workers.apps.workers_app:app"
 
@@ -17,27 +16,10 @@ WORKERS_APP = "tests.workers.apps.workers_app:app"
 @pytest.fixture
 def app_env(queue_name: str, redis_url: str) -> dict[str, str]:
     """Environment for ``tests.workers.apps.workers_app`` with this test's queue."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("TEST_", "LITESTAR_"))}
-    env.update(
-        TEST_QUEUE=queue_name,
-        REDIS_URL=redis_url,
-        PYTHONUNBUFFERED="1",
-        PYTHONFAULTHANDLER="1",
-        LITESTAR_QUIET_CONSOLE="1",
-    )
-    return env
+    return app_env_for_test(queue_name, redis_url)
 
 
 @pytest.fixture
 def cli(tmp_path: Path) -> Iterator[Callable[..., CliProcess]]:
     """Start CLI processes; any still running (with their children) are killed when the test ends."""
-    started: list[CliProcess] = []
-
-    def start(args: list[str], env: dict[str, str], app: str = WORKERS_APP) -> CliProcess:
-        process = start_cli(app, args, env, tmp_path / f"cli-{len(started)}.log")
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        kill_session(process)
+    yield from cli_processes(tmp_path, WORKERS_APP)
