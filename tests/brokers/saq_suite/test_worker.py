@@ -526,28 +526,22 @@ async def test_burst(queue: AsyncpgQueue, make_worker: MakeWorker) -> None:
     with pytest.raises(ValueError):
         Worker(queue, functions=FUNCTIONS, burst=True)  # burst needs a dequeue_timeout
 
-    worker = make_worker(burst=True, dequeue_timeout=0.1, concurrency=1)
-    # Enqueued before the worker starts (SAQ's test enqueues after): on a loaded machine a burst worker
-    # can find the queue empty for its dequeue_timeout and stop before the jobs arrive.
-    job_a = await enqueue(queue, "noop")
-    job_b = await enqueue(queue, "noop")
-    worker_task = asyncio.create_task(worker.start())
-    await asyncio.wait_for(worker_task, 5)
-    assert worker.event.is_set()
-    await job_a.refresh()
-    await job_b.refresh()
-    assert job_a.status == Status.COMPLETE
-    assert job_b.status == Status.COMPLETE
+    await _burst_runs_what_is_queued_then_stops(queue, make_worker, dequeue_timeout=0.1)
 
 
 async def test_burst_poll_interval(queue: AsyncpgQueue, make_worker: MakeWorker) -> None:
-    worker = make_worker(burst=True, dequeue_timeout=0.3, poll_interval=0.1, concurrency=1)
+    await _burst_runs_what_is_queued_then_stops(queue, make_worker, dequeue_timeout=0.3, poll_interval=0.1)
+
+
+async def _burst_runs_what_is_queued_then_stops(
+    queue: AsyncpgQueue, make_worker: MakeWorker, **options: float
+) -> None:
+    worker = make_worker(burst=True, concurrency=1, **options)
     # Enqueued before the worker starts (SAQ's test enqueues after): on a loaded machine a burst worker
     # can find the queue empty for its dequeue_timeout and stop before the jobs arrive.
     job_a = await enqueue(queue, "noop")
     job_b = await enqueue(queue, "noop")
-    worker_task = asyncio.create_task(worker.start())
-    await asyncio.wait_for(worker_task, 5)
+    await asyncio.wait_for(worker.start(), 5)
     assert worker.event.is_set()
     await job_a.refresh()
     await job_b.refresh()
