@@ -99,12 +99,13 @@ async def prepare_database(url: str) -> str:
     return bench_url
 
 
-def asyncpg_factory(url: str) -> Callable[[], Queue]:
+def asyncpg_factory(url: str, *, count_statements: bool = False) -> Callable[[], Queue]:
+    """Our queue in schema ``bench_asyncpg``; ``count_statements`` adds a query logger (it costs time)."""
+    options = {"init": _log_queries} if count_statements else {}
+
     def make() -> Queue:
         return AsyncpgQueue.from_url(
-            with_option(url, "search_path", "bench_asyncpg"),
-            name="bench",
-            pool_options={"init": lambda connection: _log_queries(connection)},
+            with_option(url, "search_path", "bench_asyncpg"), name="bench", pool_options=options
         )
 
     return make
@@ -293,7 +294,7 @@ async def main() -> None:
     args = parser.parse_args()
     url = await prepare_database(args.database_url)
     count_psycopg_statements()
-    ours = await measure("asyncpg", asyncpg_factory(url), url, args.jobs)
+    ours = await measure("asyncpg", asyncpg_factory(url, count_statements=True), url, args.jobs)
     theirs = await measure("psycopg", psycopg_factory(url), url, args.jobs)
     print()
     print(table(ours, theirs, args.jobs))

@@ -20,6 +20,9 @@ from saq.queue.redis import RedisQueue as SAQRedisQueue
 from benchmarks.bench_postgres import asyncpg_factory, psycopg_factory
 from litestar_saq.backends.redis import RedisQueue
 
+SETTLE_POLL_S = 0.005
+"""How often every PostgreSQL system's ``settled`` polls (the same for all: each poll is a commit)."""
+
 
 class SAQStyle:
     """A SAQ ``Queue`` (ours or SAQ's) driven by a raw SAQ ``Worker``."""
@@ -28,6 +31,7 @@ class SAQStyle:
         self.name, self.broker, self.make, self.bulk = name, broker, make, bulk
         self.queue: Any = None
         self.worker: Any = None
+        self.polls = 0
         self.run: asyncio.Task[Any] | None = None
 
     async def open(self) -> None:
@@ -71,8 +75,11 @@ class SAQStyle:
         self.run = asyncio.create_task(self.worker.start())
 
     async def settled(self) -> None:
+        """Wait until no job is left; every poll is one PostgreSQL commit, counted in ``polls``."""
         while await self.queue.count("incomplete"):
-            await asyncio.sleep(0.001)
+            self.polls += 1
+            await asyncio.sleep(SETTLE_POLL_S)
+        self.polls += 1
 
     async def stop_worker(self) -> None:
         await self.worker.stop()
@@ -88,6 +95,7 @@ class PgQueuer:
     def __init__(self, url: str) -> None:
         self.url = url
         self.run: asyncio.Task[Any] | None = None
+        self.polls = 0
 
     async def open(self) -> None:
         import asyncpg
@@ -138,7 +146,9 @@ class PgQueuer:
 
     async def settled(self) -> None:
         while await self.connection.fetchval("SELECT count(*) FROM pgqueuer"):
-            await asyncio.sleep(0.005)
+            self.polls += 1
+            await asyncio.sleep(SETTLE_POLL_S)
+        self.polls += 1
 
     async def stop_worker(self) -> None:
         self.manager.shutdown.set()
