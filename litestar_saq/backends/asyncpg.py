@@ -28,7 +28,7 @@ from litestar_saq.backends.asyncpg_pool import QueuePool, is_asyncpg_connection
 from litestar_saq.backends.asyncpg_rows import NOT_GIVEN, QueueRows
 from litestar_saq.backends.asyncpg_schema import Executor, QueueSQL, migrate
 from litestar_saq.backends.asyncpg_starts import DeferredStarts
-from litestar_saq.backends.asyncpg_sweep import SweepLock, take_back
+from litestar_saq.backends.asyncpg_sweep import SweepLock
 from litestar_saq.backends.waiting import map_jobs
 from litestar_saq.exceptions import UsageError
 
@@ -66,6 +66,8 @@ class AsyncpgQueue(BulkInserts):
         migration_timeout: seconds to wait for another session's migration.
         pool_options: more keyword arguments for ``asyncpg.create_pool`` (``server_settings``, ``ssl``...).
         listen_dsn: a direct DSN for LISTEN and the sweep lock when ``url`` is PgBouncer (see QueuePool).
+        orphan_grace_s: seconds a running job's worker must have had no fresh stats (a worker of
+            another host killed or cut off) before the sweep takes the job back.
     """
 
     @classmethod
@@ -94,6 +96,7 @@ class AsyncpgQueue(BulkInserts):
         migration_timeout: float = 30.0,
         pool_options: Mapping[str, Any] | None = None,
         listen_dsn: str | None = None,
+        orphan_grace_s: float = 5.0,
     ) -> None:
         super().__init__(name=name, dump=dump, load=load, swept_error_message=swept_error_message)
         self._pool = QueuePool(
@@ -116,7 +119,9 @@ class AsyncpgQueue(BulkInserts):
         self._rows = QueueRows(QueueSQL.for_tables(jobs_table, stats_table), queue_name=name)
         self._starts = DeferredStarts(self._store_start, name)
         self._finishes = FinishNotices(self._rows.done_channel, self._mark_waited)
-        self._sweep_lock = SweepLock(keyspace=saq_lock_keyspace, queue_name=name)
+        self._sweep_lock = SweepLock(
+            keyspace=saq_lock_keyspace, queue_name=name, orphan_grace_s=orphan_grace_s
+        )
         # Made by connect() on the connected pool, dropped by disconnect().
         self._listener: NotificationListener | None = None
         self._fetcher: JobFetcher | None = None
@@ -336,13 +341,14 @@ class AsyncpgQueue(BulkInserts):
         """Delete expired jobs and stats; retry or abort stuck jobs and jobs whose worker died.
 
         Runs only in the queue that holds the sweep lock. A running job whose worker was a process of
-        this host that no longer exists is taken back at once; SAQ alone waits for its timeout.
+        this host that no longer exists is taken back at once, one whose worker's stats expired (another
+        host) after ``orphan_grace_s``; SAQ alone waits for its timeout.
         """
         await self._starts.flush()  # so this sweep sees every start this process knows of
         async with self._sweep_lock.held(self._pool.sessions) as connection:
             if connection is None:
                 return []
             running = await self._rows.sweep(connection)
-        return await take_back(
+        return await self._sweep_lock.take_back(
             self, [job for job in (self.deserialize(*row) for row in running) if job], abort
         )

@@ -3,6 +3,12 @@
 SAQ's ``PostgresQueue`` takes the sweep lock (a session advisory lock) on a pooled connection that goes
 back to the pool, and only remembers that it has it. Here the connection stays with the lock until the
 queue disconnects, and a termination listener notices when the lock went with a dead connection.
+
+A running job is taken back, as on Redis (``redis_recovery.OrphanJudge``, the same judge), when its
+worker process is gone from this host, or when its worker's stats row (written every
+``timers["worker_info"]`` seconds, kept ``worker_info + 1`` seconds) has expired and stayed expired for
+``orphan_grace_s``: a worker on another host that was killed, frozen or cut off. A live worker, however
+slow its jobs, keeps its stats fresh and keeps its jobs.
 """
 
 from __future__ import annotations
@@ -16,8 +22,14 @@ from typing import TYPE_CHECKING, Any
 from saq.job import Job, Status
 
 from litestar_saq.backends.asyncpg_pool import CONNECTION_ERRORS, is_alive
+from litestar_saq.backends.redis_recovery import OrphanJudge, Verdict
 from litestar_saq.backends.waiting import is_terminal_status
-from litestar_saq.liveness import DEQUEUED_BY, worker_died_on_this_host
+from litestar_saq.liveness import (
+    DEQUEUED_BY,
+    live_process_ids,
+    worker_died_on_this_host,
+    worker_lives_on_this_host,
+)
 
 if TYPE_CHECKING:
     from saq.queue import Queue
@@ -30,11 +42,16 @@ logger = logging.getLogger("litestar_saq.asyncpg")
 class SweepLock:
     """One queue's sweep lock, ``(keyspace, hashtext(queue name))`` as in SAQ, held until released."""
 
-    def __init__(self, *, keyspace: int, queue_name: str) -> None:
+    def __init__(self, *, keyspace: int, queue_name: str, orphan_grace_s: float = 5.0) -> None:
         self._keyspace = keyspace
         self._queue_name = queue_name
         self._mutex = asyncio.Lock()
         self._connection: Any = None
+        self._judge = OrphanJudge(grace_s=orphan_grace_s)
+
+    async def take_back(self, queue: Queue, running: list[Job], abort_wait: float) -> list[str]:
+        """:func:`take_back` with the suspects this lock's holder remembers from earlier sweeps."""
+        return await take_back(queue, running, abort_wait, self._judge)
 
     @contextlib.asynccontextmanager
     async def held(self, pool: Any) -> AsyncIterator[Any]:
@@ -80,22 +97,27 @@ class SweepLock:
             self._connection = None
 
 
-async def take_back(queue: Queue, running: list[Job], abort_wait: float) -> list[str]:
+async def take_back(
+    queue: Queue, running: list[Job], abort_wait: float, judge: OrphanJudge | None = None
+) -> list[str]:
     """Retry or abort the ``running`` jobs that are stuck or whose worker died; return their keys.
 
-    A job whose worker was a process of this host that no longer exists goes back at once; SAQ alone
-    waits for its timeout. A stuck job is aborted first and its worker gets ``abort_wait`` seconds to
-    cancel it.
+    A job whose worker was a process of this host that no longer exists goes back at once; one whose
+    worker's stats expired goes back once ``judge`` has suspected it for its grace period (SAQ alone
+    waits for the job's timeout). A stuck job is aborted first and its worker gets ``abort_wait``
+    seconds to cancel it.
     """
-    orphaned = [job for job in running if job.worker_id and worker_died_on_this_host(job.worker_id)]
-    stuck = [job for job in running if job.stuck and job not in orphaned]
+    verdicts = await _judge_all(queue, running, judge or OrphanJudge())
+    orphaned = [job for job in running if verdicts[job.key] is Verdict.ORPHANED]
+    stuck = [job for job in running if verdicts[job.key] is Verdict.STUCK]
     for job in orphaned:
         # Nobody is left to cancel it, so it goes straight back (or ends). If the process died
         # before the Worker's start write, count the attempt the Worker had begun.
         if job.worker_id and job.worker_id.endswith("-" + DEQUEUED_BY):
             job.attempts += 1
         logger.warning("queue %r: job %s lost its worker %s", queue.name, job.key, job.worker_id)
-        error = f"{queue.swept_error_message}: its worker {job.worker_id} died"
+        gone = "died" if worker_died_on_this_host(job.worker_id or "") else "sent no stats (dead or cut off)"
+        error = f"{queue.swept_error_message}: its worker {job.worker_id} {gone}"
         await (
             queue.retry(job, error=error) if job.retryable else queue.finish(job, Status.ABORTED, error=error)
         )
@@ -114,3 +136,16 @@ async def take_back(queue: Queue, running: list[Job], abort_wait: float) -> list
         else:
             await queue.finish(job, Status.ABORTED, error=queue.swept_error_message)
     return [job.key for job in orphaned + stuck]
+
+
+async def _judge_all(queue: Queue, running: list[Job], judge: OrphanJudge) -> dict[str, Verdict]:
+    judge.forget_all_but({job.key for job in running})
+    # A process of this host is looked up; only its stats tell whether one of another host lives.
+    live = {job.worker_id for job in running if job.worker_id and worker_lives_on_this_host(job.worker_id)}
+    if any(job.worker_id and _process_on_another_host(job.worker_id) for job in running):
+        live |= live_process_ids(set((await queue.info())["workers"]))
+    return {job.key: judge.judge(job.key, job, live) for job in running}
+
+
+def _process_on_another_host(worker_id: str) -> bool:
+    return not worker_lives_on_this_host(worker_id) and not worker_died_on_this_host(worker_id)
