@@ -2,13 +2,14 @@
 
 Jobs, stats, schema version, advisory-lock keys and NOTIFY payloads match SAQ 0.26's ``PostgresQueue``, so
 psycopg and asyncpg workers can serve one queue. What it does beyond SAQ lives in the ``asyncpg_*`` modules
-next to this one: batch dequeues (``fetcher``), held-back start writes (``starts``), per-job finish
-notifications (``finishes``), a LISTEN connection that survives its backend (``listener``), the sweep lock
+next to this one: batch dequeues (``fetcher``), held-back start writes (``starts``), finishes of several
+slots in one statement (``finish_writes``), per-job finish notifications (``finishes``), a LISTEN connection that survives its backend (``listener``), the sweep lock
 on its own connection (``sweep``) and enqueueing in the caller's transaction (``transactions``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import time
@@ -21,10 +22,11 @@ from saq.utils import now, now_seconds
 from litestar_saq.backends import asyncpg_transactions as transactions
 from litestar_saq.backends.asyncpg_bulk import BulkInserts
 from litestar_saq.backends.asyncpg_fetcher import JobFetcher
+from litestar_saq.backends.asyncpg_finish_writes import FinishRow, FinishWrites
 from litestar_saq.backends.asyncpg_finishes import FinishNotices
 from litestar_saq.backends.asyncpg_listener import NotificationListener
 from litestar_saq.backends.asyncpg_loop import on_queue_loop
-from litestar_saq.backends.asyncpg_pool import QueuePool, is_asyncpg_connection
+from litestar_saq.backends.asyncpg_pool import BROKER_DOWN_ERRORS, QueuePool, is_asyncpg_connection
 from litestar_saq.backends.asyncpg_rows import NOT_GIVEN, QueueRows
 from litestar_saq.backends.asyncpg_schema import Executor, QueueSQL, migrate
 from litestar_saq.backends.asyncpg_starts import DeferredStarts
@@ -119,6 +121,7 @@ class AsyncpgQueue(BulkInserts):
         self._rows = QueueRows(QueueSQL.for_tables(jobs_table, stats_table), queue_name=name)
         self._starts = DeferredStarts(self._store_start, name)
         self._finishes = FinishNotices(self._rows.done_channel, self._mark_waited)
+        self._finishes_written = FinishWrites(self._write_finishes, BROKER_DOWN_ERRORS)
         self._sweep_lock = SweepLock(
             keyspace=saq_lock_keyspace, queue_name=name, orphan_grace_s=orphan_grace_s
         )
@@ -154,6 +157,7 @@ class AsyncpgQueue(BulkInserts):
             await self._listener.stop()
         await fetcher.stop()
         await self._starts.flush()
+        await self._finishes_written.flush()
         await self._sweep_lock.release(self._pool.sessions)
         await self._pool.close()
 
@@ -318,13 +322,21 @@ class AsyncpgQueue(BulkInserts):
         self, job: Job, status: Status, *, connection: Executor | None = None, **_: Any
     ) -> None:
         self._starts.forget(job.key)
-        async with self._pool.connection(connection) as conn:
-            if job.ttl < 0:
-                await self._rows.delete(conn, job.key)
-                return
+        if job.ttl < 0:
+            row = FinishRow(job.key, None, Status(status).value, int(job.scheduled), None)
+        else:
             job.touched = now()
             expire_at = int(now_seconds() + job.ttl) if job.ttl > 0 else None
-            await self._rows.finish(conn, job, self.serialize(job), status, expire_at)
+            row = FinishRow(job.key, self.serialize(job), Status(status).value, int(job.scheduled), expire_at)
+        if connection is None and self._loop is asyncio.get_running_loop():
+            await self._finishes_written.finish(row)  # with the other slots' finishes: one commit
+            return
+        async with self._pool.connection(connection) as conn:
+            await self._rows.finish_many(conn, [row])
+
+    async def _write_finishes(self, rows: Sequence[FinishRow]) -> None:
+        async with self._pool.connection() as connection:
+            await self._rows.finish_many(connection, rows)
 
     @on_queue_loop
     async def abort(self, job: Job, error: str, ttl: float = 5) -> None:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     from saq.types import QueueInfo, WorkerInfo
 
+    from litestar_saq.backends.asyncpg_finish_writes import FinishRow
     from litestar_saq.backends.asyncpg_schema import Executor, QueueSQL
 
 __all__ = ("NOT_GIVEN", "QueueRows", "StoredJob")
@@ -191,16 +192,19 @@ class QueueRows:
             value = Status(status).value
             await conn.execute(self._sql.update_expire, blob, value, scheduled, job.key, self._queue, expire)
 
-    async def finish(
-        self, conn: Executor, job: Job, blob: bytes, status: Status, expire_at: int | None
-    ) -> None:
-        """Store a finished job and wake whoever waits for it (and, for a group, the next job)."""
-        args = (blob, Status(status).value, int(job.scheduled), job.key, self._queue, expire_at)
-        await conn.fetch(self._sql.finish, *args, self.done_channel, self.channel)
-
-    async def delete(self, conn: Executor, key: str) -> None:
-        """Delete a finished job with a negative ttl, waking whoever waits for it."""
-        await conn.fetch(self._sql.delete, key, self._queue, self.done_channel, self.channel)
+    async def finish_many(self, conn: Executor, rows: Sequence[FinishRow]) -> None:
+        """Store (or, without a blob, delete) finished jobs with unique keys, as ``finish`` does each."""
+        await conn.fetch(
+            self._sql.finish_many,
+            [row.key for row in rows],
+            [row.blob for row in rows],
+            [row.status for row in rows],
+            [row.scheduled for row in rows],
+            [row.expire_at for row in rows],
+            self._queue,
+            self.done_channel,
+            self.channel,
+        )
 
     async def sweep(self, conn: Executor) -> list[StoredJob]:
         """Delete expired jobs and stats; return the running (active or aborting) jobs to check."""

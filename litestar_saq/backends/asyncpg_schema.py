@@ -169,8 +169,7 @@ class QueueSQL:
     update_queued: str
     update_keep_status: str
     store_start: str
-    finish: str
-    delete: str
+    finish_many: str
     mark_waited: str
     job: str
     jobs: str
@@ -270,22 +269,31 @@ class QueueSQL:
             store_start=f"""
                 UPDATE {jobs} SET job = $1 WHERE key = $2 AND queue = $3 AND status = 'active'""",
             update_keep_status=f"UPDATE {jobs} SET job = $1, scheduled = $2 WHERE key = $3 AND queue = $4",
-            # FOR UPDATE reads the latest expire_at, so a waiter's mark is never missed.
-            finish=f"""
-                WITH before AS (
-                    SELECT key, expire_at FROM {jobs} WHERE key = $4 AND queue = $5 FOR UPDATE
-                ), changed AS (
-                    UPDATE {jobs} AS j SET job = $1, status = $2, scheduled = $3, expire_at = $6
-                    FROM before WHERE j.key = before.key
+            # $1 keys, $2 blobs (NULL: delete the row, a negative ttl), $3 statuses, $4 scheduled,
+            # $5 expire_at, $6 queue, $7 done channel, $8 queue channel: `finish` and `delete` for a batch
+            # (keys unique), one statement, one commit.
+            finish_many=f"""
+                WITH v AS (
+                    SELECT * FROM unnest($1::text[], $2::bytea[], $3::text[], $4::bigint[], $5::bigint[])
+                        AS v(key, job, status, scheduled, expire_at)
+                ), before AS (  -- FOR UPDATE reads the latest expire_at: a waiter's mark is never missed
+                    SELECT j.key, j.expire_at FROM {jobs} AS j JOIN v ON v.key = j.key
+                    WHERE j.queue = $6 AND v.job IS NOT NULL
+                    FOR UPDATE OF j
+                ), updated AS (
+                    UPDATE {jobs} AS j SET
+                        job = v.job, status = v.status, scheduled = v.scheduled, expire_at = v.expire_at
+                    FROM v JOIN before ON before.key = v.key
+                    WHERE j.key = v.key
                     RETURNING j.key, j.group_key, before.expire_at AS waited
+                ), deleted AS (
+                    DELETE FROM {jobs} AS j USING v
+                    WHERE j.key = v.key AND j.queue = $6 AND v.job IS NULL
+                    RETURNING j.key, j.group_key, j.expire_at AS waited
+                ), changed AS (
+                    SELECT * FROM updated UNION ALL SELECT * FROM deleted
                 )
                 {notify_done("$7", "$8")}""",
-            delete=f"""
-                WITH changed AS (
-                    DELETE FROM {jobs} WHERE key = $1 AND queue = $2
-                    RETURNING key, group_key, expire_at AS waited
-                )
-                {notify_done("$3", "$4")}""",
             mark_waited=f"""
                 UPDATE {jobs} SET expire_at = {WAITED}
                 WHERE key = ANY($1::text[]) AND queue = $2 AND status IN {INCOMPLETE_OR_ABORTING}
