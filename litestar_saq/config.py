@@ -72,6 +72,15 @@ class SAQConfig(LegacySAQFields):
     web_login_url: str | None = None
     """Where a browser goes when a guard refuses it a dashboard page as not logged in (401), with
     ``?next=<page>``, e.g. ``"/login"``; ``None``: a JSON 401. API routes always answer JSON."""
+    web_live_interval_s: float = 1.0
+    """How often the dashboard's live streams read the broker: one reader per queue and per watched job,
+    shared by every open page (see "Live dashboard" in the docs)."""
+    web_live_heartbeat_s: float = 15.0
+    """Seconds between heartbeat comments on an idle live stream, so proxies keep it open."""
+    web_live_max_stream_s: float = 300.0
+    """Longest a live stream stays open; the browser then reconnects on its own."""
+    web_live_max_streams: int = 100
+    """Most live streams open at once per app process; one more is answered 503."""
     enable_otel: bool | None = None
     """OpenTelemetry spans: ``None`` when a tracer provider is set up, ``True`` always, ``False`` never."""
     dependencies: Mapping[str, Any] | None = None
@@ -110,6 +119,13 @@ class SAQConfig(LegacySAQFields):
             )
         if not self.web_metrics_path.startswith("/"):
             raise SAQConfigError(f"SAQConfig: web_metrics_path={self.web_metrics_path!r} must start with '/'")
+        for name in ("web_live_interval_s", "web_live_heartbeat_s", "web_live_max_stream_s"):
+            if not isinstance(getattr(self, name), (int, float)) or not getattr(self, name) > 0:
+                raise SAQConfigError(f"SAQConfig: {name}={getattr(self, name)!r} must be a number > 0")
+        if not isinstance(self.web_live_max_streams, int) or self.web_live_max_streams < 1:
+            raise SAQConfigError(
+                f"SAQConfig: web_live_max_streams={self.web_live_max_streams!r} must be an integer >= 1"
+            )
         if not self.queues_dependency_key.isidentifier():
             raise SAQConfigError(
                 f"SAQConfig: queues_dependency_key={self.queues_dependency_key!r} must be a valid "

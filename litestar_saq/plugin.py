@@ -85,9 +85,10 @@ class SAQPlugin(InitPlugin, CLIPlugin):
         namespace["TaskQueueRegistry"] = TaskQueueRegistry
         for name, value in namespace.items():
             app_config.signature_namespace.setdefault(name, value)
-        if self.config.web_enabled:
-            install_dashboard(app_config, self.runtime)
         app_config.lifespan.append(self._lifespan)
+        if self.config.web_enabled:
+            # After the queues' lifespan: the dashboard's live streams end before the queues close.
+            install_dashboard(app_config, self.runtime)
         # Workers start after the app's own on_startup hooks have filled app.state (Litestar runs
         # on_startup hooks after all lifespans are entered).
         app_config.on_startup.append(self._start_in_process_workers)

@@ -5,8 +5,10 @@ Everything is mounted under ``SAQConfig.web_path`` (default ``/saq``):
 - ``/saq/`` and SAQ's client routes ``/saq/queues/{q}`` and ``/saq/queues/{q}/jobs/{key}``: SAQ's UI;
 - ``/saq/ops``: our page with failed and aborted jobs (retry one or all shown), find a job by key,
   throughput per minute and the live workers;
-- ``/saq/api/...``: the JSON both pages read; ``/saq/health``: JSON, 200 when every queue has a live
-  worker, else 503; ``/saq/metrics``: Prometheus metrics (``SAQConfig.web_metrics``);
+- ``/saq/job?queue=Q&key=K``: our live view of one job;
+- ``/saq/api/...``: the JSON both pages read, and the live event streams (``live_feeds.py``);
+  ``/saq/health``: JSON, 200 when every queue has a live worker, else 503; ``/saq/metrics``:
+  Prometheus metrics (``SAQConfig.web_metrics``);
 - ``/saq/static/...``: the assets, the only routes that ``web_guards`` do not protect.
 
 Every state-changing route refuses cross-site requests (``security.py``); pages send a
@@ -26,6 +28,8 @@ from litestar_saq.runtime import is_worker_child
 from litestar_saq.web.api import build_api_handlers
 from litestar_saq.web.assets import build_static_handler, load_assets
 from litestar_saq.web.context import DashboardContext
+from litestar_saq.web.live import LiveHub, LiveSettings
+from litestar_saq.web.live_feeds import build_live_handlers
 from litestar_saq.web.login_redirect import build_error_handler
 from litestar_saq.web.metrics import build_metrics_handler
 from litestar_saq.web.ops import build_ops_handlers
@@ -45,11 +49,13 @@ logger = logging.getLogger("litestar_saq.web")
 
 def install_dashboard(app_config: AppConfig, runtime: SAQRuntime) -> None:
     """Mount the dashboard on the app: its router, and the hook that gives API routing errors an ``error``."""
-    app_config.route_handlers.append(build_web_router(runtime))
+    hub = LiveHub(LiveSettings.from_config(runtime.config))
+    app_config.route_handlers.append(build_web_router(runtime, hub))
+    app_config.lifespan.append(hub.lifespan)
     app_config.before_send.append(build_routing_error_hook(runtime.config.web_path.rstrip("/")))
 
 
-def build_web_router(runtime: SAQRuntime) -> Router:
+def build_web_router(runtime: SAQRuntime, hub: LiveHub | None = None) -> Router:
     """Return the router mounted at ``SAQConfig.web_path``, guarded by ``SAQConfig.web_guards``.
 
     Called once per app by ``SAQPlugin.on_app_init``; without guards it logs a warning that the
@@ -67,6 +73,7 @@ def build_web_router(runtime: SAQRuntime) -> Router:
         )
     try:
         cross_site_guard = build_cross_site_guard(config.web_trusted_origins)
+        read_guard = build_cross_site_guard(config.web_trusted_origins, reads_too=True)
     except ValueError as exc:
         raise SAQConfigError(f"SAQConfig: web_trusted_origins: {exc}") from None
     context = DashboardContext(task_queues=runtime.task_queues, root_path=root_path)
@@ -79,6 +86,7 @@ def build_web_router(runtime: SAQRuntime) -> Router:
             *build_page_handlers(context),
             *build_api_handlers(context),
             *build_ops_handlers(context),
+            *build_live_handlers(context, hub or LiveHub(LiveSettings.from_config(config)), read_guard),
             *extra_handlers,
         ],
         # The cross-site check first: a forged request is refused before any guard looks at its cookies.

@@ -1,4 +1,4 @@
-"""HTML pages: SAQ's single-page UI (its client routes) and our operations page."""
+"""HTML pages: SAQ's single-page UI (its client routes), our operations page and our live job view."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     from litestar_saq.web.context import DashboardContext
 
-__all__ = ("build_page_handlers", "render_dashboard_page", "render_ops_page")
+__all__ = ("build_page_handlers", "render_dashboard_page", "render_job_page", "render_ops_page")
 
 # SAQ's app.js reads the global ``root_path`` (root-path.js sets it from its data-root: the pages run no
 # inline script, so a Content-Security-Policy can forbid it) and renders into #app; the bar above #app
@@ -60,7 +60,28 @@ _OPS_PAGE = (
     <main class="container" id="ops" data-root="{root}">
       <noscript>This page needs JavaScript.</noscript>
     </main>
+    <script src="{root}/static/litestar-saq/live.js"></script>
     <script src="{root}/static/litestar-saq/ops.js"></script>
+  </body>
+</html>
+"""
+)
+
+_JOB_PAGE = (
+    _PAGE_HEAD.replace("{title}", "Job")
+    + """  <body>
+    <nav class="container">
+      <ul>
+        <li><a href="{root}/"><strong>SAQ</strong></a></li>
+        <li><a href="{root}/ops">Operations</a></li>
+        <li>Job</li>
+      </ul>
+    </nav>
+    <main class="container" id="lsaq-job" data-root="{root}">
+      <noscript>This page needs JavaScript.</noscript>
+    </main>
+    <script src="{root}/static/litestar-saq/live.js"></script>
+    <script src="{root}/static/litestar-saq/job.js"></script>
   </body>
 </html>
 """
@@ -85,6 +106,11 @@ def render_dashboard_page(root_path: str, csrf_config: CSRFConfig | None = None)
 def render_ops_page(root_path: str, csrf_config: CSRFConfig | None = None) -> str:
     """Return the operations page (failed jobs, throughput, workers, find a job)."""
     return _OPS_PAGE.format(root=html.escape(root_path), csrf=csrf_meta(csrf_config))
+
+
+def render_job_page(root_path: str, csrf_config: CSRFConfig | None = None) -> str:
+    """Return the live view of one job; its script reads the queue and key from the query string."""
+    return _JOB_PAGE.format(root=html.escape(root_path), csrf=csrf_meta(csrf_config))
 
 
 def build_page_handlers(context: DashboardContext) -> list[HTTPRouteHandler]:
@@ -123,4 +149,9 @@ def build_page_handlers(context: DashboardContext) -> list[HTTPRouteHandler]:
         """Render the operations page."""
         return page(render_ops_page(root_path, request.app.csrf_config))
 
-    return [home, client_route, ops]
+    @get_or_head("/job", name="saq_web_live_job_page", media_type=MediaType.HTML, sync_to_thread=False)
+    def job_page(request: Request[Any, Any, Any]) -> Response[str]:
+        """Render the live view of the job ``?queue=Q&key=K`` (any key, ``/`` and ``#`` included)."""
+        return page(render_job_page(root_path, request.app.csrf_config))
+
+    return [home, client_route, ops, job_page]

@@ -66,12 +66,14 @@ def normalise_origin(origin: str) -> str:
     return parts.netloc.lower()
 
 
-def build_cross_site_guard(trusted_origins: Collection[str] = ()) -> Guard:
+def build_cross_site_guard(trusted_origins: Collection[str] = (), *, reads_too: bool = False) -> Guard:
     """Return the guard that refuses state-changing dashboard requests coming from another site.
 
     Args:
         trusted_origins: origins besides the app's own (``https://admin.example.com``) whose pages may
             post to the dashboard; e.g. when a proxy rewrites the ``Host`` header.
+        reads_too: refuse cross-site ``GET`` requests as well: the live event streams, which another
+            site could not read but could open by the hundred on a logged-in user's cookies.
     """
     trusted = frozenset(normalise_origin(origin) for origin in trusted_origins)
 
@@ -79,7 +81,7 @@ def build_cross_site_guard(trusted_origins: Collection[str] = ()) -> Guard:
         connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
     ) -> None:
         """Refuse (403) an unsafe request that a browser says comes from another origin."""
-        if connection.scope.get("method", "GET") in SAFE_METHODS:
+        if connection.scope.get("method", "GET") in SAFE_METHODS and not reads_too:
             return
         headers = connection.headers
         own_host = headers.get("host", "").lower()

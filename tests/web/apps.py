@@ -81,7 +81,7 @@ def make_app(
     queue_config = QueueConfig(
         name=queue_name,
         dsn=BACKEND_DSNS[backend],
-        tasks=[tasks.flaky, tasks.echo, tasks.sleeper],
+        tasks=[tasks.flaky, tasks.echo, tasks.sleeper, tasks.stepper],
         separate_process=False,
         timers={"worker_info": 1, "abort": 0.1},
     )

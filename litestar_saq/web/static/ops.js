@@ -1,19 +1,19 @@
-// The operations page: failed and aborted jobs with retry, find a job by key, throughput, workers.
-// Plain DOM and fetch, no build step; every value from the server goes in as text, never as HTML.
+// The operations page: queue counts, failed and aborted jobs with retry, find a job by key,
+// throughput, workers. Updated live from the server's event stream (live.js), polled only when the
+// stream keeps failing. Plain DOM, no build step; every value from the server goes in as text.
 "use strict";
 (function () {
   const main = document.getElementById("ops");
   const root = main.dataset.root;
-  const REFRESH_MS = 5000;
-  const THROUGHPUT_REFRESH_MS = 30000; // the chart scans stored jobs: refresh it less often
+  const THROUGHPUT_REFRESH_MS = 30000; // the chart scans stored jobs: when polling, refresh it less often
   const MINUTES = 30;
   const SVG_NS = "http://www.w3.org/2000/svg";
 
   const state = {
     queues: [],
     queue: new URLSearchParams(window.location.search).get("queue"),
-    busy: false,
     throughputAt: 0, // when the chart was last fetched; 0 forces a fetch
+    live: null, // the page's event stream
   };
   const openDetails = new Set(); // keys whose error is unfolded, kept open across refreshes
 
@@ -69,7 +69,7 @@
   const ago = ms => (ms ? Math.max(0, Math.round((Date.now() - ms) / 1000)) + " s ago" : "unknown");
   const lastLine = text => String(text || "").trim().split("\n").pop();
   // SAQ's own job view cannot open keys with "/", "?" or "#": its client routes match path segments.
-  const jobHref = (queue, key) => (/[/?#]/.test(key) ? null : root + "/queues/" + enc(queue) + "/jobs/" + key);
+  const jobHref = (queue, key) => root + "/job?queue=" + enc(queue) + "&key=" + enc(key);
 
   function replace(id, ...children) {
     const section = document.getElementById(id);
@@ -82,12 +82,11 @@
     target.textContent = text;
   }
 
+  // After an action, show its effect at once rather than when the stream next reports a change.
   async function act(action) {
-    state.busy = true;
     try {
       await action();
     } finally {
-      state.busy = false;
       state.throughputAt = 0;
       await refresh();
     }
@@ -113,8 +112,7 @@
   // --- views --------------------------------------------------------------------------------------
   function jobTable(jobs, showQueue) {
     const rows = jobs.map(job => {
-      const href = jobHref(job.queue, job.key);
-      const keyCell = href ? el("a", { href: href }, job.key) : job.key;
+      const keyCell = el("a", { href: jobHref(job.queue, job.key) }, job.key);
       const error = job.error
         ? el("details", { open: openDetails.has(job.key), ontoggle: event => {
             if (event.target.open) openDetails.add(job.key); else openDetails.delete(job.key);
@@ -190,6 +188,32 @@
     ];
   }
 
+  // Counts change every second while jobs run: update the cells in place, rebuild only for new queues.
+  function showCounts(queues) {
+    const body = document.querySelector("#lsaq-queues tbody");
+    const names = queues.map(queue => queue.name);
+    if (body.dataset.names !== JSON.stringify(names)) {
+      body.dataset.names = JSON.stringify(names);
+      body.replaceChildren(...queues.map(queue => el("tr", { "data-queue": queue.name },
+        el("td", {}, queue.name),
+        ["queued", "active", "scheduled", "workers"].map(field => el("td", { "data-field": field })))));
+    }
+    for (const queue of queues) {
+      const row = body.querySelector("tr[data-queue='" + CSS.escape(queue.name) + "']");
+      for (const cell of row.querySelectorAll("td[data-field]")) {
+        cell.textContent = String(queue[cell.dataset.field] ?? "");
+      }
+    }
+  }
+
+  function showQueueNames(names) {
+    state.queues = names;
+    const picker = document.getElementById("lsaq-queue");
+    if (picker.dataset.names === JSON.stringify(names)) return;
+    picker.dataset.names = JSON.stringify(names);
+    picker.replaceChildren(...names.map(name => el("option", { value: name, selected: name === state.queue }, name)));
+  }
+
   function workers(data) {
     if (data.error) return el("p", { class: "lsaq-error" }, data.error);
     const live = data.workers.filter(worker => !state.queue || worker.queue === state.queue);
@@ -215,11 +239,15 @@
       window.history.replaceState(null, "", url);
       openDetails.clear();
       state.throughputAt = 0;
-      refresh();
+      connect();
     } });
     main.replaceChildren(
       el("hgroup", {}, el("h1", {}, "Operations"), el("p", { id: "lsaq-message", class: "lsaq-muted" }, "")),
       el("div", { class: "lsaq-toolbar" }, el("label", { for: "lsaq-queue" }, "Queue"), picker),
+      el("section", {}, el("h2", {}, "Queues"), el("div", { class: "lsaq-scroll" },
+        el("table", { class: "lsaq-table", id: "lsaq-queues" },
+          el("thead", {}, el("tr", {}, ["Queue", "Queued", "Active", "Scheduled", "Workers"].map(title => el("th", {}, title)))),
+          el("tbody", {})))),
       el("section", {}, el("h2", {}, "Find a job"),
         el("form", { class: "lsaq-toolbar", onsubmit: find },
           el("input", { id: "lsaq-find-key", type: "search", placeholder: "job key, e.g. cron:cleanup", "aria-label": "job key" }),
@@ -230,13 +258,13 @@
       el("section", {}, el("h2", {}, "Live workers"), el("div", { id: "lsaq-workers" })));
   }
 
+  // Polling: what the page does when its event stream keeps failing, and once after an action.
   async function refresh() {
     const listing = await request("GET", "/queues");
     if (listing.error) return message(listing.error, true);
-    state.queues = listing.queues.map(queue => queue.name);
+    showCounts(listing.queues);
+    showQueueNames(listing.queues.map(queue => queue.name));
     if (!state.queues.includes(state.queue)) state.queue = state.queues[0] || null;
-    const picker = document.getElementById("lsaq-queue");
-    picker.replaceChildren(...state.queues.map(name => el("option", { value: name, selected: name === state.queue }, name)));
     if (!state.queue) return message("No queues are configured.", false);
     const queue = "/queues/" + enc(state.queue);
     const chartDue = Date.now() - state.throughputAt > THROUGHPUT_REFRESH_MS;
@@ -254,7 +282,26 @@
     main.dataset.refreshed = String(Date.now());
   }
 
+  function connect() {
+    if (state.live) state.live.close();
+    const query = state.queue ? "?queue=" + enc(state.queue) : "";
+    state.live = window.lsaqLive(root + "/api/events" + query, {
+      queues: data => {
+        showCounts(data.queues);
+        showQueueNames(data.queues.map(queue => queue.name));
+        if (!state.queues.includes(state.queue)) {
+          state.queue = state.queues[0] || null;
+          if (!state.queue) return message("No queues are configured.", false);
+          connect(); // now with the queue whose failures to show
+        }
+      },
+      workers: data => replace("lsaq-workers", workers(data)),
+      failures: data => { if (data.queue === state.queue) replace("lsaq-dead", deadLetters(data)); },
+      throughput: data => { if (data.queue === state.queue) replace("lsaq-throughput", chart(data)); },
+      error: data => message(data.error || "", Boolean(data.error)),
+    }, refresh);
+  }
+
   skeleton();
-  refresh();
-  setInterval(() => { if (!state.busy && document.visibilityState !== "hidden") refresh(); }, REFRESH_MS);
+  connect();
 })();

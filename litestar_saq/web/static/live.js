@@ -1,0 +1,61 @@
+// Live updates for our pages: one EventSource per page, JSON events handed to the page's handlers.
+// Polling is only the fallback, when the stream fails several times in a row (a proxy that buffers or
+// drops event streams, the server's stream limit reached).
+"use strict";
+window.lsaqLive = function (url, handlers, poll) {
+  const FAILURES_BEFORE_POLLING = 3;
+  const POLL_MS = 5000;
+  let source = null;
+  let failures = 0;
+  let timer = null;
+  let closed = false;
+
+  function status(value) {
+    document.body.dataset.lsaqLive = value; // "open", "connecting", "polling" or "closed"
+  }
+
+  function open() {
+    if (closed) return;
+    status("connecting");
+    source = new EventSource(url);
+    source.addEventListener("open", () => status("open"));
+    for (const [name, handle] of Object.entries(handlers)) {
+      source.addEventListener(name, event => {
+        failures = 0;
+        handle(JSON.parse(event.data));
+      });
+    }
+    // The server ends a stream after its maximum lifetime or when it stops: reconnect right away.
+    source.addEventListener("end", () => {
+      source.close();
+      setTimeout(open, 100);
+    });
+    source.addEventListener("error", () => {
+      failures += 1;
+      if (failures >= FAILURES_BEFORE_POLLING) {
+        source.close();
+        startPolling();
+      } else if (source.readyState === EventSource.CLOSED) {
+        // An HTTP error (401, 503…) stops EventSource for good: try again after a pause.
+        setTimeout(open, 1000 * failures);
+      }
+    });
+  }
+
+  function startPolling() {
+    if (closed || timer !== null) return;
+    status("polling");
+    poll();
+    timer = setInterval(() => { if (document.visibilityState !== "hidden") poll(); }, POLL_MS);
+  }
+
+  open();
+  return {
+    close() {
+      closed = true;
+      if (source) source.close();
+      if (timer !== null) clearInterval(timer);
+      status("closed");
+    },
+  };
+};
