@@ -294,6 +294,19 @@ class AsyncpgQueue(BulkInserts):
         return []
 
     # -- writes ----------------------------------------------------------------------------------
+    async def update(self, job: Job, **kwargs: Any) -> None:
+        """SAQ's ``update``; the Worker's start write of a job dequeued here is held back without a copy."""
+        if (
+            len(kwargs) == 1
+            and kwargs.get("status") == Status.ACTIVE
+            and self._starts.is_dequeued(job.key)
+            and self._loop is asyncio.get_running_loop()
+        ):
+            job.touched, job.status = now(), Status.ACTIVE
+            if self._starts.defer(job):
+                return
+        await super().update(job, **kwargs)
+
     @on_queue_loop
     async def _update(self, job: Job, status: Status | None = None, **kwargs: Any) -> None:
         expire_at = kwargs.pop("expire_at", NOT_GIVEN)

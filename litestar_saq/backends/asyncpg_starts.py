@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import dataclasses
 import logging
+import operator
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -27,6 +29,10 @@ MAX_DELAY_S = 0.05
 ``worker_id``, so a worker killed within this window leaves a job that only its timeout recovers."""
 
 VOLATILE = ("started", "touched", "worker_id", "status", "attempts")
+_stable_fields = operator.attrgetter(
+    *(field.name for field in dataclasses.fields(Job) if field.name not in VOLATILE)
+)
+"""The fields a start write leaves as dequeue stored them, read in one call (cheaper than ``to_dict``)."""
 
 
 class DeferredStarts:
@@ -35,31 +41,34 @@ class DeferredStarts:
     def __init__(self, write: Callable[[Job], Awaitable[None]], queue_name: str) -> None:
         self._write = write
         self._queue_name = queue_name
-        self._dequeued: dict[str, dict[str, Any]] = {}
+        self._dequeued: dict[str, tuple[tuple[Any, ...], int, int]] = {}
         self._pending: dict[str, tuple[Job, asyncio.TimerHandle]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     def dequeued(self, job: Job) -> None:
         """Record ``job`` as dequeue stored it."""
-        self._dequeued[job.key] = job.to_dict()
+        self._dequeued[job.key] = (_stable_fields(job), job.attempts, job.started)
+
+    def is_dequeued(self, key: str) -> bool:
+        """Whether the job ``key`` was dequeued here and has had no write since."""
+        return key in self._dequeued
 
     def defer(self, job: Job) -> bool:
-        """Hold back the start write of ``job`` if it only adds the Worker's start fields."""
+        """Hold back the start write of ``job`` (a copy of it) if it only adds the Worker's start fields."""
         stored = self._dequeued.pop(job.key, None)
         if stored is None:
             return False
-        current = job.to_dict()
-        if {k: v for k, v in current.items() if k not in VOLATILE} != {
-            k: v for k, v in stored.items() if k not in VOLATILE
-        }:
+        fields, attempts, started = stored
+        try:
+            if _stable_fields(job) != fields:
+                return False
+        except ValueError:  # a value without a single truth value for ==, e.g. an array
             return False
-        if current.get("attempts", 0) - stored.get("attempts", 0) not in (0, 1):
-            return False
-        if abs(job.started - stored.get("started", 0)) >= 1000:
+        if job.attempts - attempts not in (0, 1) or abs(job.started - started) >= 1000:
             return False
         delay = min([MAX_DELAY_S, *(limit / 2 for limit in (job.timeout, job.heartbeat) if limit)])
         handle = asyncio.get_running_loop().call_later(delay, self._flush_later, job.key)
-        self._pending[job.key] = (job, handle)
+        self._pending[job.key] = (copy.copy(job), handle)
         return True
 
     def overlay(self, stored: Job | None) -> Job | None:
