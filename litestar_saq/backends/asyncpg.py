@@ -343,7 +343,11 @@ class AsyncpgQueue(BulkInserts):
             expire_at = int(now_seconds() + job.ttl) if job.ttl > 0 else None
             row = FinishRow(job.key, self.serialize(job), Status(status).value, int(job.scheduled), expire_at)
         if connection is None and self._loop is asyncio.get_running_loop():
-            await self._finishes_written.finish(row)  # with the other slots' finishes: one commit
+            if self._fetcher is None or status not in (Status.COMPLETE, Status.FAILED):
+                await self._finishes_written.finish(row)  # with the other slots' finishes: one commit
+                return
+            with self._fetcher.returns_soon():  # a worker's slot: its next job is fetched meanwhile
+                await self._finishes_written.finish(row)
             return
         async with self._pool.connection(connection) as conn:
             await self._rows.finish_many(conn, [row])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from saq.job import Job, Status
@@ -22,6 +22,10 @@ __all__ = ("JobCodec", "JobFetcher")
 
 logger = logging.getLogger("litestar_saq.asyncpg")
 T = TypeVar("T")
+
+LINGER_S = 2.0
+"""How long a job claimed for a returning slot (see ``JobFetcher.returns_soon``) waits for a taker before
+it goes back on the queue; also how recently a caller must have come for slots to count as returning."""
 
 
 class JobCodec(Protocol):
@@ -65,6 +69,11 @@ class JobFetcher:
         self._poll_interval = poll_interval
         self.waiting = 0
         """How many callers are inside :meth:`dequeue`."""
+        self.returning = 0
+        """How many slots are writing a finish and will dequeue next (see :meth:`returns_soon`)."""
+        self._last_caller = -LINGER_S
+        self._fetched_at: dict[str, float] = {}
+        self._linger_check: asyncio.TimerHandle | None = None
         self._buffer: asyncio.Queue[Job] = asyncio.Queue()
         self._lock = asyncio.Lock()
         self._again = False
@@ -81,6 +90,7 @@ class JobFetcher:
         deadline = loop.time() + timeout if timeout > 0 else None
         poll_every = poll_interval if poll_interval > 0 else self._poll_interval
         self.waiting += 1
+        self._last_caller = loop.time()
         try:
             arriving = True
             while self._running:
@@ -94,12 +104,36 @@ class JobFetcher:
                     # A fetch still under way may have marked a job active for this caller: take it.
                     async with self._lock:
                         pass
-                    return None if self._buffer.empty() else self._buffer.get_nowait()
+                    return None if self._buffer.empty() else self._taken(self._buffer.get_nowait())
+                if not self._buffer.empty():
+                    return self._taken(self._buffer.get_nowait())
                 with contextlib.suppress(asyncio.TimeoutError):
-                    return await asyncio.wait_for(self._buffer.get(), wait)
+                    return self._taken(await asyncio.wait_for(self._buffer.get(), wait))
         finally:
             self.waiting -= 1
         return None
+
+    def _taken(self, job: Job) -> Job:
+        self._fetched_at.pop(job.key, None)
+        return job
+
+    @contextlib.contextmanager
+    def returns_soon(self) -> Iterator[None]:
+        """A worker slot writes its job's finish in this block and asks for its next job right after.
+
+        Fetches meanwhile claim a job for it too, so its next job is fetched while its finish is written
+        instead of after. Only while callers came recently (a worker dequeues here); a job claimed for a
+        slot that does not come back is put back on the queue after ``LINGER_S`` (see ``_put_back``).
+        """
+        if asyncio.get_running_loop().time() - self._last_caller >= LINGER_S:
+            yield
+            return
+        self.returning += 1
+        self.fetch_soon()
+        try:
+            yield
+        finally:
+            self.returning -= 1
 
     def on_notice(self, payload: str) -> None:
         """Fetch when an enqueue is announced and some caller still waits for a job."""
@@ -123,7 +157,7 @@ class JobFetcher:
         async with self._lock:
             while self._running:
                 self._again = False
-                wanted = self.waiting - self._buffer.qsize()
+                wanted = self.waiting + self.returning - self._buffer.qsize()
                 if wanted <= 0:
                     return
                 # Shielded: once rows are marked active they must reach the buffer, even if the
@@ -139,12 +173,24 @@ class JobFetcher:
         for task in list(self._tasks):
             with contextlib.suppress(Exception):
                 await task
+        if self._linger_check is not None:
+            self._linger_check.cancel()
+        await self._put_back(0)
+
+    async def _put_back(self, older_than: float) -> None:
+        """Requeue the buffered jobs fetched over ``older_than`` seconds ago; they keep their attempts."""
+        cutoff = asyncio.get_running_loop().time() - older_than
         jobs: list[Job] = []
+        kept: list[Job] = []
         while not self._buffer.empty():
-            jobs.append(self._buffer.get_nowait())
+            job = self._buffer.get_nowait()
+            (jobs if self._fetched_at.get(job.key, 0) <= cutoff else kept).append(job)
+        for job in kept:
+            self._buffer.put_nowait(job)
         if not jobs:
             return
         for job in jobs:
+            self._fetched_at.pop(job.key, None)
             self._starts.forget(job.key)
             job.status, job.started, job.touched = Status.QUEUED, 0, 0
         async with self._pool.acquire() as connection:
@@ -152,6 +198,13 @@ class JobFetcher:
                 connection, [job.key for job in jobs], [self._codec.serialize(job) for job in jobs]
             )
         logger.info("queue %r: requeued %d jobs fetched but never started", self._codec.name, len(jobs))
+
+    def _check_lingering(self) -> None:
+        """Put back jobs claimed for slots that did not come back; look again while any are left."""
+        self._linger_check = None
+        if self._running and not self._buffer.empty():
+            self._track(self._put_back(LINGER_S))
+            self._linger_check = asyncio.get_running_loop().call_later(LINGER_S, self._check_lingering)
 
     def _track(self, coroutine: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
         task = asyncio.ensure_future(coroutine)
@@ -181,6 +234,10 @@ class JobFetcher:
                 jobs.append(job)
             blobs = [self._codec.serialize(job) for job in jobs]
             await self._rows.mark_active(connection, [job.key for job in jobs], blobs)
+        fetched_at = asyncio.get_running_loop().time()
         for job in jobs:
+            self._fetched_at[job.key] = fetched_at
             self._buffer.put_nowait(job)
+        if self._linger_check is None and self._buffer.qsize() > self.waiting:
+            self._linger_check = asyncio.get_running_loop().call_later(LINGER_S, self._check_lingering)
         return len(jobs)

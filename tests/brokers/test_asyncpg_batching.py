@@ -11,6 +11,7 @@ import asyncpg
 from saq.job import Job, Status
 
 from litestar_saq.backends.asyncpg import AsyncpgQueue
+from litestar_saq.backends.asyncpg_fetcher import LINGER_S
 from litestar_saq.backends.asyncpg_finish_writes import MAX_BATCH
 from tests.support.poll import wait_until
 from tests.support.workers import running_worker
@@ -131,3 +132,30 @@ async def test_a_worker_stop_leaves_no_job_active(asyncpg_queues: MakeQueue) -> 
     statuses = collections.Counter([job.status async for job in reader.iter_jobs()])
     assert statuses[Status.COMPLETE] == len(runs)
     assert statuses[Status.QUEUED] == 300 - len(runs)
+
+
+async def test_a_job_claimed_for_a_slot_that_does_not_come_back_goes_back(asyncpg_queues: MakeQueue) -> None:
+    queue, other = await asyncpg_queues(), await asyncpg_queues()
+    first = await queue.enqueue("echo", a=1)
+    second = await queue.enqueue("echo", a=2)
+    assert first is not None and second is not None
+    taken = (await dequeued(queue, 1))[0]
+    # A finish from a slot that dequeued here claims the slot's next job while it is written...
+    await queue.finish(taken, Status.COMPLETE, result=1)
+    left = second if taken.key == first.key else first
+
+    async def claimed() -> bool:
+        return await other.count("active") == 1
+
+    await wait_until(claimed)
+
+    # ...and a slot that never asks for it does not keep it: it is queued again, its attempts unchanged.
+    async def back() -> bool:
+        stored = await other.job(left.key)
+        return stored is not None and stored.status == Status.QUEUED
+
+    await wait_until(back, timeout=LINGER_S + 5)
+    stored = await other.job(left.key)
+    assert stored is not None and (stored.attempts, stored.started) == (0, 0)
+    again = await other.dequeue(timeout=5)
+    assert again is not None and again.key == left.key
