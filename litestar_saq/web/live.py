@@ -113,11 +113,11 @@ class Feed:
                     logger.warning("live dashboard: reading %s failed: %s", self.key, reason)
                 failing = True
                 error = f"reading {self.key} failed ({type(exc).__name__}); see the server log"
-                states = {"error": {"error": error}}
+                states = {"broker": {"error": error}}
             else:
                 if failing:
                     logger.info("live dashboard: reading %s works again", self.key)
-                    states["error"] = {"error": None}
+                    states["broker"] = {"error": None}
                 failing = False
             self.reads += 1
             self.publish(states)

@@ -5,7 +5,7 @@ queue's counts), ``workers`` (the live workers), and with ``queue``: ``failures`
 and aborted jobs) and ``throughput`` (jobs per minute). ``GET {root}/api/jobs/events?queue=Q&key=K``
 streams ``job`` (the job as ``GET .../jobs/{key}`` shows it, or ``null`` once it is gone). Every event's
 data is JSON whose job fields are strings, numbers or null (``job_view``); the pages render them as
-text. ``error`` says that reading the broker failed (``{"error": null}`` once it works again) and
+text. ``broker`` says that reading the broker failed (``{"error": null}`` once it works again) and
 ``end`` that the server closes the stream.
 """
 

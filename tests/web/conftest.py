@@ -85,8 +85,17 @@ async def dashboard(dashboard_factory: Callable[..., Any]) -> Dashboard:
 @contextmanager
 def serve_in_thread(app: Litestar, *, timeout: float = 15.0) -> Iterator[str]:
     """Run ``app`` under uvicorn on a free 127.0.0.1 port in a background thread; yield its base URL."""
+    # A page left open on a live view keeps its event stream open, and uvicorn stopped by should_exit
+    # (no signal the dashboard could see) waits for open responses: cut them after a second.
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, lifespan="on", log_level="warning", ws="none", http="h11"
+        app,
+        host="127.0.0.1",
+        port=0,
+        lifespan="on",
+        log_level="warning",
+        ws="none",
+        http="h11",
+        timeout_graceful_shutdown=1,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="dashboard-test-server", daemon=True)

@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.support.poll import wait_until
+from tests.support.procs import CliProcess, app_env_for_test, cli_processes, free_port
 from tests.web.apps import TOKEN, make_app, purge, token_guard
 from tests.web.conftest import Dashboard
 from tests.web.live_support import hub_of, live_tasks, open_stream, serve_in_loop
@@ -228,3 +232,40 @@ async def test_app_shutdown_ends_open_streams_promptly(queue_name: str) -> None:
     assert b"the server is shutting down" in b"".join(sent)
     assert not live_tasks(), "a stream reader outlived the app"
     assert hub_of(app).streams == 0
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Iterator[Callable[..., CliProcess]]:
+    """``litestar run`` processes of ``tests.web.live_app``; killed when the test ends."""
+    yield from cli_processes(tmp_path, "tests.web.live_app:app")
+
+
+async def test_server_stops_promptly_on_sigterm_with_open_streams(
+    cli: Callable[..., CliProcess], queue_name: str, redis_url: str
+) -> None:
+    """``litestar run`` (uvicorn waits for open responses before the app's shutdown) stops at once."""
+    port = free_port()
+    server = cli(["run", "--port", str(port)], app_env_for_test(queue_name, redis_url))
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+
+        async def up() -> bool:
+            try:
+                return (await client.get("/saq/api/queues")).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        await wait_until(up, timeout=30, what="the server to answer")
+        path = "/saq/api/events"
+        async with open_stream(client, path) as one, open_stream(client, path) as two:
+            await one.wait_for(lambda e: e.event == "queues")
+            await two.wait_for(lambda e: e.event == "queues")
+            started = time.monotonic()
+            server.send(signal.SIGTERM)
+            end = await one.wait_for(lambda e: e.event == "end", timeout=5, what="the stream to end")
+            assert end.data["reason"] == "the server is shutting down"
+            await server.wait_exit(timeout=10)
+            elapsed = time.monotonic() - started
+    print(f"server stopped {elapsed:.2f} s after SIGTERM with 2 open streams")
+    # web_live_max_stream_s is 120 s: without the hub's signal handler uvicorn would wait that long.
+    assert elapsed < 5, f"{elapsed:.2f} s"
+    assert "Traceback" not in server.log(), server.log()

@@ -22,7 +22,7 @@
       if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
       else if (value !== undefined && value !== null) node.setAttribute(name, value);
     }
-    for (const child of children.flat()) {
+    for (const child of children.flat(Infinity)) {
       if (child !== undefined && child !== null) node.append(child instanceof Node ? child : String(child));
     }
     return node;
@@ -93,6 +93,6 @@
 
   window.lsaqLive(root + "/api/jobs/events?queue=" + enc(queue) + "&key=" + enc(key), {
     job: data => show(data.job),
-    error: data => message(data.error || "", Boolean(data.error)),
+    broker: data => message(data.error || "", Boolean(data.error)),
   }, poll);
 })();

@@ -21,6 +21,7 @@ window.lsaqLive = function (url, handlers, poll) {
     source.addEventListener("open", () => status("open"));
     for (const [name, handle] of Object.entries(handlers)) {
       source.addEventListener(name, event => {
+        if (typeof event.data !== "string") return; // not one of ours (the connection's own events)
         failures = 0;
         handle(JSON.parse(event.data));
       });

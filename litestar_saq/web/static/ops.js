@@ -298,7 +298,7 @@
       workers: data => replace("lsaq-workers", workers(data)),
       failures: data => { if (data.queue === state.queue) replace("lsaq-dead", deadLetters(data)); },
       throughput: data => { if (data.queue === state.queue) replace("lsaq-throughput", chart(data)); },
-      error: data => message(data.error || "", Boolean(data.error)),
+      broker: data => message(data.error || "", Boolean(data.error)),
     }, refresh);
   }
 
