@@ -51,41 +51,27 @@ _DASHBOARD_PAGE = (
 """
 )
 
-_OPS_PAGE = (
-    _PAGE_HEAD.replace("{title}", "Queue operations")
-    + """  <body>
-    <nav class="container">
-      <ul><li><a href="{root}/"><strong>SAQ</strong></a></li><li>Operations</li></ul>
-    </nav>
-    <main class="container" id="ops" data-root="{root}">
-      <noscript>This page needs JavaScript.</noscript>
-    </main>
-    <script src="{root}/static/litestar-saq/live.js"></script>
-    <script src="{root}/static/litestar-saq/ops.js"></script>
-  </body>
-</html>
-"""
-)
 
-_JOB_PAGE = (
-    _PAGE_HEAD.replace("{title}", "Job")
-    + """  <body>
+def _own_page(title: str, nav: str, main_id: str, script: str) -> str:
+    """One of our pages: a nav bar, an empty ``<main>`` that ``script`` fills, and the shared live.js."""
+    return _PAGE_HEAD.replace("{title}", title) + (
+        f"""  <body>
     <nav class="container">
-      <ul>
-        <li><a href="{root}/"><strong>SAQ</strong></a></li>
-        <li><a href="{root}/ops">Operations</a></li>
-        <li>Job</li>
-      </ul>
+      <ul><li><a href="{{root}}/"><strong>SAQ</strong></a></li>{nav}</ul>
     </nav>
-    <main class="container" id="lsaq-job" data-root="{root}">
+    <main class="container" id="{main_id}" data-root="{{root}}">
       <noscript>This page needs JavaScript.</noscript>
     </main>
-    <script src="{root}/static/litestar-saq/live.js"></script>
-    <script src="{root}/static/litestar-saq/job.js"></script>
+    <script src="{{root}}/static/litestar-saq/live.js"></script>
+    <script src="{{root}}/static/litestar-saq/{script}"></script>
   </body>
 </html>
 """
-)
+    )
+
+
+_OPS_PAGE = _own_page("Queue operations", "<li>Operations</li>", "ops", "ops.js")
+_JOB_PAGE = _own_page("Job", '<li><a href="{root}/ops">Operations</a></li><li>Job</li>', "lsaq-job", "job.js")
 
 
 def csrf_meta(csrf_config: CSRFConfig | None) -> str:

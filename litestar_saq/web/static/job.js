@@ -28,14 +28,6 @@
     return node;
   }
 
-  function csrfHeaders() {
-    const cookieName = document.querySelector("meta[name=lsaq-csrf-cookie]");
-    const headerName = document.querySelector("meta[name=lsaq-csrf-header]");
-    if (!cookieName || !headerName) return {};
-    const token = document.cookie.split("; ").find(item => item.startsWith(cookieName.content + "="));
-    return token ? { [headerName.content]: decodeURIComponent(token.slice(cookieName.content.length + 1)) } : {};
-  }
-
   function message(text, isError) {
     const target = document.getElementById("lsaq-job-message");
     target.className = isError ? "lsaq-error" : "lsaq-muted";
@@ -46,7 +38,7 @@
   const canAct = !/[/?#]/.test(key);
   async function act(action) {
     const response = await fetch(root + "/api/queues/" + enc(queue) + "/jobs/" + key + "/" + action, {
-      method: "POST", headers: Object.assign({ "Accept": "application/json" }, csrfHeaders()),
+      method: "POST", headers: Object.assign({ "Accept": "application/json" }, window.lsaqCsrfHeaders()),
     }).catch(error => ({ ok: false, statusText: String(error), json: async () => ({}) }));
     const data = await response.json().catch(() => ({}));
     message(response.ok ? action + " requested" : (data.error || response.statusText), !response.ok);

@@ -1,7 +1,17 @@
-// Live updates for our pages: one EventSource per page, JSON events handed to the page's handlers.
-// Polling is only the fallback, when the stream fails several times in a row (a proxy that buffers or
-// drops event streams, the server's stream limit reached).
+// What our pages (ops, job) share. Live updates: one EventSource per page, JSON events handed to the
+// page's handlers; polling is only the fallback, when the stream fails several times in a row (a proxy
+// that buffers or drops event streams, the server's stream limit reached).
 "use strict";
+
+// Litestar's CSRF protection, if the app uses it, names its cookie and header in <meta> tags.
+window.lsaqCsrfHeaders = function () {
+  const cookieName = document.querySelector("meta[name=lsaq-csrf-cookie]");
+  const headerName = document.querySelector("meta[name=lsaq-csrf-header]");
+  if (!cookieName || !headerName) return {};
+  const token = document.cookie.split("; ").find(item => item.startsWith(cookieName.content + "="));
+  return token ? { [headerName.content]: decodeURIComponent(token.slice(cookieName.content.length + 1)) } : {};
+};
+
 window.lsaqLive = function (url, handlers, poll) {
   const FAILURES_BEFORE_POLLING = 3;
   const POLL_MS = 5000;

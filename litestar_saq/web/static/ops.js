@@ -39,21 +39,12 @@
     return node;
   }
 
-  // Litestar's CSRF protection, if the app uses it, names its cookie and header in <meta> tags.
-  function csrfHeaders() {
-    const cookieName = document.querySelector("meta[name=lsaq-csrf-cookie]");
-    const headerName = document.querySelector("meta[name=lsaq-csrf-header]");
-    if (!cookieName || !headerName) return {};
-    const token = document.cookie.split("; ").find(item => item.startsWith(cookieName.content + "="));
-    return token ? { [headerName.content]: decodeURIComponent(token.slice(cookieName.content.length + 1)) } : {};
-  }
-
   async function request(method, path, body) {
     try {
       const response = await fetch(root + "/api" + path, {
         method: method,
         headers: Object.assign({ "Accept": "application/json", "Content-Type": "application/json" },
-          method === "GET" ? {} : csrfHeaders()),
+          method === "GET" ? {} : window.lsaqCsrfHeaders()),
         body: body === undefined ? undefined : JSON.stringify(body),
       });
       const data = await response.json().catch(() => ({}));
