@@ -17,7 +17,8 @@ from typing import Any, TypedDict
 from saq.job import Job, Status
 from saq.queue import Queue
 
-from litestar_saq.backends.saq_queue_hooks import run_before_enqueue
+from litestar_saq.backends.job_dicts import job_to_dict
+from litestar_saq.backends.saq_queue_hooks import dump_job_dict, run_before_enqueue
 from litestar_saq.bulk_enqueue import EnqueueItem, job_of_item
 from litestar_saq.exceptions import TaskDefinitionError
 
@@ -147,6 +148,10 @@ class JobOptionsQueue(Queue):
 
     job_options: QueueJobOptions | None = None
     """Set by the plugin when it starts; see ``configure_job_options``."""
+
+    def serialize(self, job: Job) -> bytes | str:
+        """SAQ's serialization (``dump(job.to_dict())``), with the dict made faster (see ``job_dicts``)."""
+        return dump_job_dict(self, job_to_dict(job))
 
     async def enqueue(self, job_or_func: str | Job, **kwargs: Any) -> Job | None:
         """Enqueue like SAQ; a job given by name gets the task's and queue's defaults (see the module)."""

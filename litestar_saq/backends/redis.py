@@ -31,7 +31,6 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from saq.job import Job, Status
 from saq.utils import now
 
-from litestar_saq.backends.deadline import within
 from litestar_saq.backends.redis_recovery import OrphanJudge, Verdict
 from litestar_saq.backends.redis_saq_adapter import (
     close_pubsub,
@@ -94,8 +93,10 @@ class RedisQueue(JobOptionsQueue, RedisJobWrites):
         # Block for less than the socket's read timeout, or every idle wait ends in a TimeoutError.
         self._block_slice_s = max(0.1, min(2.0, float(socket_timeout) / 2))
         self._taker = JobTaker(redis, self.namespace("queued"), self.namespace("active"))
-        self._enqueue_many_script = LuaScript(redis, ENQUEUE_MANY)
+        self._enqueue_lua = LuaScript(redis, ENQUEUE_MANY)
         self._operation_slots = operation_slots(self)
+        self._incomplete_key = self.namespace("incomplete")
+        self._queued_key = self.namespace("queued")
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> RedisQueue:
@@ -132,6 +133,7 @@ class RedisQueue(JobOptionsQueue, RedisJobWrites):
     async def disconnect(self) -> None:
         """Stop listening; close the client only if this queue created it. Never fails on an outage."""
         await self._taker.settle(TAKES_SETTLE_S)
+        await self.scripts.release_all()
         try:
             await close_pubsub(self)
         except _BROKER_ERRORS as exc:
@@ -143,24 +145,34 @@ class RedisQueue(JobOptionsQueue, RedisJobWrites):
     # --- enqueue and dequeue ---------------------------------------------------------------------
 
     async def _enqueue(self, job: Job) -> Job | None:
-        added = await self._enqueue_many([job])
-        return added[0]
+        """Write ``job`` as SAQ's enqueue script does, in one round trip."""
+        keys = (self._incomplete_key, self._queued_key, job.id, job.abort_id)
+        try:
+            async with self._operation_slots:
+                added = await self.scripts.run(
+                    self._enqueue_lua, keys, (self.serialize(job), job.scheduled), self.operation_timeout
+                )
+        except (asyncio.TimeoutError, *_BROKER_ERRORS) as exc:
+            raise self._enqueue_failed(job, 1, exc) from exc
+        if not added[0]:
+            return None
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("queue %r: enqueued %s", self.name, job.info(False))
+        return job
 
     async def _enqueue_many(self, jobs: Sequence[Job]) -> list[Job | None]:
         """Write ``jobs`` as SAQ's enqueue script does, one round trip per ``ENQUEUE_BATCH`` jobs."""
         enqueued: list[Job | None] = []
         for start in range(0, len(jobs), ENQUEUE_BATCH):
             batch = jobs[start : start + ENQUEUE_BATCH]
-            keys = [self.namespace("incomplete"), self.namespace("queued")]
+            keys = [self._incomplete_key, self._queued_key]
             values: list[Any] = []
             for job in batch:
                 keys += (job.id, job.abort_id)
                 values += (self.serialize(job), job.scheduled)
             try:
                 async with self._operation_slots:
-                    added = await within(
-                        self._enqueue_many_script.run(self.redis, keys, values), self.operation_timeout
-                    )
+                    added = await self.scripts.run(self._enqueue_lua, keys, values, self.operation_timeout)
             except (asyncio.TimeoutError, *_BROKER_ERRORS) as exc:
                 raise self._enqueue_failed(batch[0], len(jobs), exc) from exc
             enqueued += (job if added_one else None for job, added_one in zip(batch, added, strict=True))

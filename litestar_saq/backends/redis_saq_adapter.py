@@ -38,6 +38,7 @@ SAQ_INTERNALS: dict[str, Literal["coroutine method", "instance attribute"]] = {
     "_get_job_by_id": "coroutine method",  # reads a job under the queue's max_concurrent_ops semaphore
     "_op_sem": "instance attribute",  # the max_concurrent_ops semaphore: bounds connections in use
     "_before_enqueue": "coroutine method",  # runs the register_before_enqueue callbacks (tracing)
+    "_dump": "instance attribute",  # the queue's dump function (saq_queue_hooks.dump_job_dict)
 }
 """The private members of SAQ's ``RedisQueue`` used below, and what they must be."""
 

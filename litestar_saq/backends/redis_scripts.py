@@ -9,14 +9,15 @@
   It never blocks; when the queue is empty the caller falls back to a blocking BLMOVE.
 - ``FINISH`` and ``WRITE`` are SAQ's finish (LREM ``active``, ZREM ``incomplete``, SET/DEL the job,
   PUBLISH its status; atomic, as SAQ's MULTI) and status write (SET, PUBLISH) as one command each,
-  sent straight on a pooled connection: redis-py's pipeline layers were most of the worker's CPU.
+  sent straight on a connection (see ``redis_connections``): redis-py's pipeline layers were most of
+  the worker's CPU.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from redis.exceptions import ConnectionError, NoScriptError, ResponseError, TimeoutError
+from redis.exceptions import NoScriptError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -24,10 +25,7 @@ if TYPE_CHECKING:
     from redis.asyncio.client import Redis
     from redis.asyncio.connection import AbstractConnection
 
-__all__ = ("ENQUEUE_MANY", "FINISH", "SCRIPT_ATTEMPTS", "TAKE", "WRITE", "LuaScript")
-
-SCRIPT_ATTEMPTS = 3
-"""How many connections a script call tries before it fails (Redis restarted: every pooled one is dead)."""
+__all__ = ("ENQUEUE_MANY", "FINISH", "TAKE", "WRITE", "LuaScript")
 
 ENQUEUE_MANY = """
 local incomplete, queued = KEYS[1], KEYS[2]
@@ -85,31 +83,6 @@ class LuaScript:
 
     def __init__(self, redis: Redis, source: str) -> None:
         self._script = redis.register_script(source)
-
-    async def run(self, client: Redis, keys: Sequence[Any], args: Sequence[Any]) -> Any:
-        """Run the script on a connection of ``client``'s pool, reconnecting as the client would.
-
-        Straight on a pooled connection: redis-py's command layers cost a third of a Redis enqueue.
-        A connection that fails is dropped and the script runs again on a fresh one, up to
-        ``SCRIPT_ATTEMPTS`` times (the scripts are safe to repeat: a job enqueued twice is a duplicate).
-        """
-        pool = client.connection_pool
-        for attempt in range(1, SCRIPT_ATTEMPTS + 1):
-            connection = await pool.get_connection()  # type: ignore[no-untyped-call]  # redis-py: decorator drops the types
-            try:
-                return await self.run_on(connection, keys, args)
-            except (ConnectionError, TimeoutError, OSError):
-                await connection.disconnect()
-                if attempt == SCRIPT_ATTEMPTS:
-                    raise
-            except ResponseError:
-                raise  # an error reply was read whole: the connection is fine
-            except BaseException:
-                await connection.disconnect()  # a reply half read must not be read by the next command
-                raise
-            finally:
-                await pool.release(connection)
-        raise AssertionError("unreachable")  # pragma: no cover
 
     async def run_on(self, connection: AbstractConnection, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         """Run the script on one held ``connection`` (no retries: the caller owns the connection)."""

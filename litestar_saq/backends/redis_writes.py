@@ -16,16 +16,31 @@ from saq.job import Job, Status
 from saq.queue.redis import RedisQueue as SAQRedisQueue
 from saq.utils import millis, now
 
+from litestar_saq.backends.redis_connections import ScriptRunner
 from litestar_saq.backends.redis_scripts import FINISH, WRITE, LuaScript
 
 if TYPE_CHECKING:
+    from redis.asyncio.client import Redis
     from saq.types import WorkerInfo
 
 __all__ = ("RedisJobWrites",)
 
 
 class RedisJobWrites(SAQRedisQueue):
-    """SAQ's ``RedisQueue`` with its job writes pipelined (see the module)."""
+    """SAQ's ``RedisQueue`` with its job writes pipelined (see the module).
+
+    Args:
+        redis: the client to use.
+        max_concurrent_ops: SAQ's bound on concurrent enqueues and reads; also how many connections
+            the queue keeps idle for its script calls (see ``redis_connections``).
+        **kwargs: SAQ's other ``RedisQueue`` options.
+    """
+
+    def __init__(self, redis: Redis, *, max_concurrent_ops: int = 20, **kwargs: Any) -> None:
+        super().__init__(redis, max_concurrent_ops=max_concurrent_ops, **kwargs)
+        self.scripts = ScriptRunner(redis, keep=max_concurrent_ops)
+        self._finish_script = LuaScript(redis, FINISH)
+        self._write_script = LuaScript(redis, WRITE)
 
     async def abort(self, job: Job, error: str, ttl: float = 5) -> None:
         """Abort ``job``: a queued job ends at once, an active one is cancelled by its worker."""
@@ -61,7 +76,7 @@ class RedisJobWrites(SAQRedisQueue):
     ) -> None:
         keys = (self.namespace("active"), self.namespace("incomplete"), job.id)
         blob = self.serialize(job) if job.ttl >= 0 else ""
-        await self._script(FINISH).run(self.redis, keys, (blob, job.ttl, job.status))
+        await self.scripts.run(self._finish_script, keys, (blob, job.ttl, job.status))
 
     async def _update(self, job: Job, status: Status | None = None, **kwargs: Any) -> None:
         """Write ``job`` and publish its status in one round trip (SAQ: two)."""
@@ -69,10 +84,4 @@ class RedisJobWrites(SAQRedisQueue):
             stored = await self.job(job.key)  # the stored status wins, so a progress write keeps an abort
             status = stored.status if stored else None
         job.status = status or job.status
-        await self._script(WRITE).run(self.redis, (job.id,), (self.serialize(job), job.status))
-
-    def _script(self, source: str) -> LuaScript:
-        scripts: dict[str, LuaScript] = self.__dict__.setdefault("_write_scripts", {})
-        if source not in scripts:
-            scripts[source] = LuaScript(self.redis, source)
-        return scripts[source]
+        await self.scripts.run(self._write_script, (job.id,), (self.serialize(job), job.status))

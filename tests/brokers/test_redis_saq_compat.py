@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from saq import Worker
+from saq.job import Job, Status
 from saq.queue.redis import RedisQueue as SAQRedisQueue
 
 from litestar_saq.backends.redis import RedisQueue
@@ -78,3 +79,19 @@ class _workers:
 
     async def __aexit__(self, *exc: object) -> None:
         await asyncio.gather(*(context.__aexit__(None, None, None) for context in self._contexts))
+
+
+def test_our_job_blobs_are_byte_for_byte_saqs(our_queue: RedisQueue, saq_queue: SAQRedisQueue) -> None:
+    jobs = [
+        Job("count"),
+        Job("count", kwargs={"n": 1}, key="k", timeout=0, retries=3, ttl=-1, scheduled=1_900_000_000),
+        Job("count", meta={"a": [1, 2]}, result={"r": None}, error="boom", status=Status.FAILED, priority=2),
+        Job("count", retry_backoff=2.5, retry_delay=1.0, progress=0.5, attempts=2, group_key="g"),
+        Job("count", worker_id="w", result=[1, "x"]),
+        Job("count", kwargs={}, meta={}, heartbeat=30, queued=1, started=2, completed=3, touched=4),
+    ]
+    for job in jobs:
+        job.queue = our_queue
+        ours = our_queue.serialize(job)
+        job.queue = saq_queue
+        assert ours == saq_queue.serialize(job), job
