@@ -77,6 +77,8 @@ class JobFetcher:
         self._buffer: asyncio.Queue[Job] = asyncio.Queue()
         self._lock = asyncio.Lock()
         self._again = False
+        self._drained = False
+        """The last fetch found fewer due jobs than it wanted and no enqueue was announced since."""
         self._last_fetch = 0.0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._running = True
@@ -96,7 +98,7 @@ class JobFetcher:
             while self._running:
                 # Fetch on arrival, then about once per poll period between all waiters.
                 stale = loop.time() - self._last_fetch >= poll_every * 0.9
-                if self._buffer.empty() and (arriving or stale):
+                if self._buffer.empty() and ((arriving and not self._drained) or stale):
                     await self.fetch()
                 arriving = False
                 wait = poll_every if deadline is None else min(poll_every, deadline - loop.time())
@@ -129,7 +131,8 @@ class JobFetcher:
             yield
             return
         self.returning += 1
-        self.fetch_soon()
+        if not self._drained:
+            self.fetch_soon()
         try:
             yield
         finally:
@@ -137,11 +140,15 @@ class JobFetcher:
 
     def on_notice(self, payload: str) -> None:
         """Fetch when an enqueue is announced and some caller still waits for a job."""
-        if payload == ENQUEUE and self.waiting > self._buffer.qsize():
+        if payload != ENQUEUE:
+            return
+        self._drained = False
+        if self.waiting > self._buffer.qsize():
             self.fetch_soon()
 
     def fetch_soon(self) -> None:
         """Fetch in the background (e.g. after notifications may have been missed)."""
+        self._drained = False
         if not self._running:
             return
         if self._lock.locked():
@@ -165,6 +172,7 @@ class JobFetcher:
                 got = await asyncio.shield(self._track(self._fetch_batch(wanted)))
                 self._last_fetch = asyncio.get_running_loop().time()
                 if got < wanted and not self._again:
+                    self._drained = True
                     return
 
     async def stop(self) -> None:

@@ -216,6 +216,93 @@ async def test_two_workers_never_run_a_job_twice(asyncpg_queues: MakeQueue, psyc
     assert max(runs.values()) == 1
 
 
+async def test_a_burst_from_psycopg_runs_once_on_our_batching_worker(
+    asyncpg_queues: MakeQueue, psycopg_queues: Any
+) -> None:
+    # Our worker claims several jobs per statement, claims a slot's next job while its finish is
+    # written, and writes several finishes per statement (deletes included): SAQ reads each result.
+    ours, theirs = await asyncpg_queues(), await psycopg_queues()
+    runs: collections.Counter[str] = collections.Counter()
+
+    async def count_run(ctx: Any, *, a: int) -> int:
+        runs[ctx["job"].key] += 1
+        return a
+
+    kept = [await theirs.enqueue("count_run", a=index, ttl=60) for index in range(60)]
+    dropped = [await theirs.enqueue("count_run", a=index, ttl=-1) for index in range(20)]
+    keys = [job.key for job in kept + dropped if job is not None]
+    assert len(keys) == 80
+
+    async def all_ran() -> bool:
+        return len(runs) == len(keys) and await theirs.count("incomplete") == 0
+
+    async with running_worker(ours, [("count_run", count_run)], concurrency=10):
+        await wait_until(all_ran, timeout=30)
+    assert set(runs) == set(keys) and max(runs.values()) == 1
+    for index, job in enumerate(kept):
+        assert job is not None
+        stored = await theirs.job(job.key)
+        assert stored is not None
+        assert (stored.status, stored.result, stored.attempts) == (Status.COMPLETE, index, 1)
+    for job in dropped:
+        assert job is not None and await theirs.job(job.key) is None
+
+
+async def test_a_bulk_enqueue_of_ours_runs_once_on_a_psycopg_worker(
+    asyncpg_queues: MakeQueue, psycopg_queues: Any
+) -> None:
+    ours, theirs = await asyncpg_queues(), await psycopg_queues()
+    runs: collections.Counter[str] = collections.Counter()
+
+    async def count_run(ctx: Any, *, a: int) -> int:
+        runs[ctx["job"].key] += 1
+        return a
+
+    jobs = await ours.enqueue_many([("count_run", {"a": index}) for index in range(80)])
+    assert all(job is not None for job in jobs)
+
+    async def all_ran() -> bool:
+        return len(runs) == len(jobs) and await ours.count("incomplete") == 0
+
+    async with running_worker(theirs, [("count_run", count_run)], concurrency=10):
+        await wait_until(all_ran, timeout=30)
+    assert max(runs.values()) == 1
+    stored = await ours.jobs([job.key for job in jobs if job is not None])
+    assert [(job.status, job.result) if job else None for job in stored] == [
+        (Status.COMPLETE, index) for index in range(80)
+    ]
+
+
+async def test_psycopg_sweeps_never_take_a_job_our_worker_claimed(
+    asyncpg_queues: MakeQueue, psycopg_queues: Any
+) -> None:
+    # SAQ's sweep judges a running job by the started/touched of its stored blob: our claims store
+    # them with the row's status in one transaction, so a sweep never sees a claimed job as stuck.
+    ours, theirs = await asyncpg_queues(), await psycopg_queues()
+    runs: collections.Counter[str] = collections.Counter()
+    swept: list[str] = []
+
+    async def count_run(ctx: Any) -> None:
+        runs[ctx["job"].key] += 1
+        await asyncio.sleep(0.001)
+
+    jobs = await ours.enqueue_many([("count_run", {"timeout": 3, "heartbeat": 3})] * 200)
+    keys = {job.key for job in jobs if job is not None}
+    assert len(keys) == 200
+
+    await theirs.sweep()  # before our worker's first sweep: SAQ's queue holds the sweep lock
+    assert theirs._has_sweep_lock
+
+    async def all_ran_while_swept() -> bool:
+        swept.extend(await theirs.sweep())
+        return len(runs) == len(keys) and await ours.count("incomplete") == 0
+
+    async with running_worker(ours, [("count_run", count_run)], concurrency=10):
+        await wait_until(all_ran_while_swept, timeout=30, interval=0.01)
+    assert swept == []
+    assert set(runs) == keys and max(runs.values()) == 1
+
+
 async def _counted(queue: AsyncpgQueue, expected: int) -> bool:
     statuses = [job.status async for job in queue.iter_jobs()]
     return statuses.count(Status.COMPLETE) == expected
