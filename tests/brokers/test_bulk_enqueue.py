@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+import asyncpg
 from saq.job import Job, Status
 from saq.queue import Queue
 
+from litestar_saq.backends.asyncpg import AsyncpgQueue
 from litestar_saq.job_options import JobOptionsQueue
 from tests.support.poll import wait_until
 from tests.support.workers import running_worker
@@ -65,3 +69,23 @@ async def test_every_job_of_enqueue_many_runs_exactly_once(contract_queue: Queue
 
 async def _no_incomplete(queue: Queue) -> bool:
     return await queue.count("incomplete") == 0
+
+
+async def test_enqueue_many_on_postgres_notifies_only_when_a_job_went_in(
+    schema_url: str, asyncpg_queues: Callable[..., Awaitable[AsyncpgQueue]], queue_name: str
+) -> None:
+    queue = await asyncpg_queues()
+    listener = await asyncpg.connect(schema_url)
+    payloads: asyncio.Queue[str] = asyncio.Queue()
+    await listener.add_listener(f"saq:{queue_name}", lambda *args: payloads.put_nowait(args[-1]))
+    try:
+        jobs = await queue.enqueue_many([("echo", {"a": 1, "key": f"{queue_name}-1"}), "noop", "noop"])
+        assert all(job is not None for job in jobs)
+        assert await asyncio.wait_for(payloads.get(), 5) == "saq:enqueue"
+        duplicates = await queue.enqueue_many([("echo", {"a": 1, "key": f"{queue_name}-1"})])
+        assert duplicates == [None]
+        # A marker after the batch of duplicates: the next payload seen is the marker's, not the batch's.
+        await listener.execute(f"NOTIFY \"saq:{queue_name}\", 'marker'")
+        assert await asyncio.wait_for(payloads.get(), 5) == "marker"
+    finally:
+        await listener.close()
