@@ -34,6 +34,7 @@ from litestar_saq.backends.asyncpg_starts import DeferredStarts
 from litestar_saq.backends.asyncpg_sweep import SweepLock
 from litestar_saq.backends.waiting import map_jobs
 from litestar_saq.exceptions import UsageError
+from litestar_saq.liveness import fence_tokens
 
 if TYPE_CHECKING:
     from saq.types import CountKind, DumpType, ListenCallback, LoadType, QueueInfo, WorkerInfo
@@ -325,7 +326,7 @@ class AsyncpgQueue(BulkInserts):
     async def _store_start(self, job: Job) -> None:
         """Store a running job's start fields (attempts, worker id); see :class:`DeferredStarts`."""
         async with self._pool.connection() as connection:
-            await self._rows.store_start(connection, job.key, self.serialize(job))
+            await self._rows.store_start(connection, job, self.serialize(job))
 
     async def _retry(self, job: Job, error: str | None) -> None:
         delay = job.next_retry_delay()
@@ -342,6 +343,9 @@ class AsyncpgQueue(BulkInserts):
             job.touched = now()
             expire_at = int(now_seconds() + job.ttl) if job.ttl > 0 else None
             row = FinishRow(job.key, self.serialize(job), Status(status).value, int(job.scheduled), expire_at)
+        if connection is None:  # a worker's finish: dropped if the job was taken back meanwhile
+            fence, fence_process = fence_tokens(job.worker_id)
+            row = row._replace(fence=fence, fence_process=fence_process)
         if connection is None and self._loop is asyncio.get_running_loop():
             if self._fetcher is None or status not in (Status.COMPLETE, Status.FAILED):
                 await self._finishes_written.finish(row)  # with the other slots' finishes: one commit

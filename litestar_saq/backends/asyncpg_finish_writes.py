@@ -35,6 +35,9 @@ class FinishRow(NamedTuple):
     status: str
     scheduled: int
     expire_at: int | None
+    fence: bytes | None = None
+    """The finishing worker's tokens (``liveness.fence_tokens``): stored only if the job is still its."""
+    fence_process: bytes | None = None
 
 
 class FinishWrites:

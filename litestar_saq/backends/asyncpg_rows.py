@@ -15,6 +15,7 @@ from saq.utils import now_seconds
 
 from litestar_saq.backends.asyncpg_listener import channel_name
 from litestar_saq.exceptions import InvalidValueError
+from litestar_saq.liveness import fence_tokens
 
 if TYPE_CHECKING:
     from contextlib import AbstractAsyncContextManager
@@ -69,7 +70,7 @@ class QueueRows:
 
     async def insert_many(self, conn: Executor, jobs: Sequence[Job], blobs: Sequence[bytes]) -> set[str]:
         """Insert ``jobs`` (keys unique) as ``insert`` does, in one statement; the keys inserted."""
-        inserted = await conn.fetchval(
+        rows = await conn.fetch(
             self._sql.enqueue_many,
             [job.key for job in jobs],
             blobs,
@@ -79,7 +80,7 @@ class QueueRows:
             [int(job.scheduled or now_seconds()) for job in jobs],
             self.channel,
         )
-        return set(inserted or ())
+        return {row[0] for row in rows}
 
     async def due(
         self, conn: Executor, priorities: tuple[int, int], limit: int
@@ -169,9 +170,9 @@ class QueueRows:
         """Have the finish of the unfinished jobs among ``keys`` notify the done channel."""
         await conn.execute(self._sql.mark_waited, keys, self._queue)
 
-    async def store_start(self, conn: Executor, key: str, blob: bytes) -> None:
+    async def store_start(self, conn: Executor, job: Job, blob: bytes) -> None:
         """Store a running job's blob, unless a finish, retry or abort was stored meanwhile."""
-        await conn.execute(self._sql.store_start, blob, key, self._queue)
+        await conn.execute(self._sql.store_start, blob, job.key, self._queue, *fence_tokens(job.worker_id))
 
     async def update(
         self, conn: Executor, job: Job, blob: bytes, status: Status | None, expire_at: Any = NOT_GIVEN
@@ -182,8 +183,9 @@ class QueueRows:
             await conn.execute(self._sql.update_keep_status, blob, scheduled, job.key, self._queue)
         elif status == Status.QUEUED:
             due_by = int(now_seconds())
+            fence = fence_tokens(job.worker_id)
             await conn.fetch(
-                self._sql.update_queued, blob, scheduled, job.key, self._queue, self.channel, due_by
+                self._sql.update_queued, blob, scheduled, job.key, self._queue, self.channel, due_by, *fence
             )
         elif expire_at is NOT_GIVEN:
             await conn.execute(self._sql.update, blob, Status(status).value, scheduled, job.key, self._queue)
@@ -204,6 +206,8 @@ class QueueRows:
             self._queue,
             self.done_channel,
             self.channel,
+            [row.fence for row in rows],
+            [row.fence_process for row in rows],
         )
 
     async def sweep(self, conn: Executor) -> list[StoredJob]:

@@ -45,6 +45,23 @@ so marking it there keeps the tables SAQ's while sparing every other finish a NO
 """
 
 
+def held_by_writer(worker_token: str, process_token: str, *, finishing: bool, row: str = "") -> str:
+    """SQL: the stored job is still the writer's (tokens: ``liveness.fence_tokens``; NULL: no check).
+
+    A running job's blob carries the id of the Worker, or the dequeuer id of the process, that holds
+    it. A worker whose job was taken back (its stats expired: killed, frozen, cut off) may write late:
+    its finish or start must not land on the run of the worker that took the job, so those need the
+    job still running and still carrying a token. A retry only needs the job not to be running under
+    another worker (the dashboard retries finished jobs).
+    """
+    job, status = f"{row}job", f"{row}status"
+    held = f"(position({worker_token} IN {job}) > 0 OR position({process_token} IN {job}) > 0)"
+    running = f"{status} IN ('active', 'aborting')"
+    if finishing:
+        return f"({worker_token}::bytea IS NULL OR ({running} AND {held}))"
+    return f"({worker_token}::bytea IS NULL OR NOT {running} OR {held})"
+
+
 def quote_identifier(name: str) -> str:
     """Quote ``name`` as one SQL identifier, exactly as ``psycopg.sql.Identifier`` renders it."""
     return '"' + name.replace('"', '""') + '"'
@@ -214,7 +231,7 @@ class QueueSQL:
                 SELECT pg_notify($8, 'saq:enqueue') FROM inserted""",
             # $1 keys, $2 blobs, $3 queue, $4 priorities, $5 group keys, $6 scheduled, $7 channel; the
             # rule of `enqueue` for each row, one statement for the batch (keys unique within it). One
-            # notification if any row went in; the inserted keys come back as one array.
+            # notification: PostgreSQL folds equal ones of a transaction.
             enqueue_many=f"""
                 WITH inserted AS (
                     INSERT INTO {jobs} AS j (key, job, queue, status, priority, group_key, scheduled)
@@ -228,9 +245,7 @@ class QueueSQL:
                     WHERE j.status IN {TERMINAL} AND EXCLUDED.scheduled > j.scheduled
                     RETURNING key
                 )
-                SELECT array_agg(key), (
-                    SELECT pg_notify($7, 'saq:enqueue') FROM (SELECT 1 FROM inserted LIMIT 1) AS any_inserted
-                ) FROM inserted""",
+                SELECT key, pg_notify($7, 'saq:enqueue') FROM inserted""",
             # Jobs of a group with an active job wait; NOT EXISTS keeps ungrouped (NULL) jobs eligible.
             dequeue_select=f"""
                 SELECT key, job, group_key FROM {jobs} AS j
@@ -263,24 +278,31 @@ class QueueSQL:
                 WITH changed AS (
                     UPDATE {jobs} SET job = $1, status = 'queued', scheduled = $2,
                         expire_at = CASE WHEN expire_at = {WAITED} THEN {WAITED} END
-                    WHERE key = $3 AND queue = $4
+                    WHERE key = $3 AND queue = $4 AND {held_by_writer("$7", "$8", finishing=False)}
                     RETURNING scheduled
                 )
                 SELECT pg_notify($5, 'saq:enqueue') FROM changed WHERE scheduled <= $6""",
-            # A held-back start write must not undo a finish, retry or abort stored meanwhile.
+            # A held-back start write must not undo a finish, retry or abort stored meanwhile, nor land
+            # on the run of another worker ($4, $5: the writer's fence tokens).
             store_start=f"""
-                UPDATE {jobs} SET job = $1 WHERE key = $2 AND queue = $3 AND status = 'active'""",
+                UPDATE {jobs} SET job = $1
+                WHERE key = $2 AND queue = $3 AND status = 'active'
+                  AND {held_by_writer("$4", "$5", finishing=True)}""",
             update_keep_status=f"UPDATE {jobs} SET job = $1, scheduled = $2 WHERE key = $3 AND queue = $4",
             # $1 keys, $2 blobs (NULL: delete the row, a negative ttl), $3 statuses, $4 scheduled,
-            # $5 expire_at, $6 queue, $7 done channel, $8 queue channel: `finish` and `delete` for a batch
-            # (keys unique), one statement, one commit.
+            # $5 expire_at, $6 queue, $7 done channel, $8 queue channel, $9 $10 the fence tokens of
+            # each finishing worker: `finish` and `delete` for a batch (keys unique), one statement, one
+            # commit. A late finish of a job that was taken back from its worker is dropped.
             finish_many=f"""
                 WITH v AS (
-                    SELECT * FROM unnest($1::text[], $2::bytea[], $3::text[], $4::bigint[], $5::bigint[])
-                        AS v(key, job, status, scheduled, expire_at)
+                    SELECT * FROM unnest(
+                        $1::text[], $2::bytea[], $3::text[], $4::bigint[], $5::bigint[],
+                        $9::bytea[], $10::bytea[]
+                    ) AS v(key, job, status, scheduled, expire_at, fence, fence_process)
                 ), before AS (  -- FOR UPDATE reads the latest expire_at: a waiter's mark is never missed
                     SELECT j.key, j.expire_at FROM {jobs} AS j JOIN v ON v.key = j.key
                     WHERE j.queue = $6 AND v.job IS NOT NULL
+                      AND {held_by_writer("v.fence", "v.fence_process", finishing=True, row="j.")}
                     FOR UPDATE OF j
                 ), updated AS (
                     UPDATE {jobs} AS j SET
@@ -291,6 +313,7 @@ class QueueSQL:
                 ), deleted AS (
                     DELETE FROM {jobs} AS j USING v
                     WHERE j.key = v.key AND j.queue = $6 AND v.job IS NULL
+                      AND {held_by_writer("v.fence", "v.fence_process", finishing=True, row="j.")}
                     RETURNING j.key, j.group_key, j.expire_at AS waited
                 ), changed AS (
                     SELECT * FROM updated UNION ALL SELECT * FROM deleted

@@ -117,7 +117,8 @@ async def take_back(
             job.attempts += 1
         logger.warning("queue %r: job %s lost its worker %s", queue.name, job.key, job.worker_id)
         gone = "died" if worker_died_on_this_host(job.worker_id or "") else "sent no stats (dead or cut off)"
-        error = f"{queue.swept_error_message}: its worker {job.worker_id} {gone}"
+        # Not naming the worker: a stored job that holds a worker's id counts as still its (the fence).
+        error = f"{queue.swept_error_message}: its worker {gone}"
         await (
             queue.retry(job, error=error) if job.retryable else queue.finish(job, Status.ABORTED, error=error)
         )
