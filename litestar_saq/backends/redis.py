@@ -9,6 +9,8 @@ What differs from SAQ's ``RedisQueue``:
   Redis is unreachable instead of spinning;
 - enqueue fails within ``operation_timeout`` with an error naming the queue and host;
 - a payload that cannot be decoded fails that job with a clear error instead of stalling the worker;
+- ``listen``, ``job.refresh(until_complete=…)``, ``apply`` and ``map`` see a status published just
+  before they subscribed (see ``redis_listen``);
 - expiring keys are written with ``SET … PX`` (redis-py 8 deprecates ``SETEX``);
 - ``disconnect()`` closes the client only if the queue created it.
 
@@ -31,6 +33,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from saq.job import Job, Status
 from saq.utils import now
 
+from litestar_saq.backends.redis_listen import RedisJobWaits
 from litestar_saq.backends.redis_recovery import OrphanJudge, Verdict
 from litestar_saq.backends.redis_saq_adapter import (
     close_pubsub,
@@ -63,7 +66,7 @@ ENQUEUE_BATCH = 500
 _BROKER_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
-class RedisQueue(JobOptionsQueue, RedisJobWrites):
+class RedisQueue(JobOptionsQueue, RedisJobWaits, RedisJobWrites):
     """A SAQ ``RedisQueue`` that checks the connection on ``connect()`` and respects client ownership.
 
     Args:

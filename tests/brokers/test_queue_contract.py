@@ -314,3 +314,48 @@ async def test_batch_aborts_jobs_when_the_block_fails(contract_queue: Queue) -> 
             raise RuntimeError("boom")
     await job.refresh()
     assert job.status == Status.ABORTED
+
+
+def _is_terminal(_key: str, status: Status) -> bool:
+    return status in (Status.COMPLETE, Status.FAILED, Status.ABORTED)
+
+
+async def test_a_finish_just_before_a_wait_is_seen_at_once_200_times(
+    contract_queue: Queue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The race forced: refresh(until_complete) reads the job (still queued), then the job finishes,
+    # then refresh starts waiting. SAQ's Redis queue subscribed only then and waited out its timeout.
+    read_job = contract_queue.job
+    finish_after_read: list[Job] = []
+
+    async def job_then_finish(key: str) -> Job | None:
+        found = await read_job(key)
+        while finish_after_read:
+            await contract_queue.finish(finish_after_read.pop(), Status.COMPLETE, result=key)
+        return found
+
+    monkeypatch.setattr(contract_queue, "job", job_then_finish)
+    started = time.monotonic()
+    for number in range(200):
+        job = await enqueued(contract_queue, "echo", a=number, timeout=5)
+        finish_after_read.append(await dequeued(contract_queue))
+        await job.refresh(until_complete=5)  # the wait must not take its 5 s: 200 of them would be 1000 s
+        assert job.status == Status.COMPLETE
+        assert job.result == job.key
+        finished = await enqueued(contract_queue, "echo", a=number, timeout=5)
+        await contract_queue.finish(await dequeued(contract_queue), Status.FAILED, error="boom")
+        await contract_queue.listen([finished.key], _is_terminal, timeout=5, poll_interval=30)
+    assert time.monotonic() - started < 60
+
+
+async def test_apply_and_map_return_as_soon_as_their_jobs_finish_200_times(contract_queue: Queue) -> None:
+    # A fast worker finishes a job before apply/map start waiting on it: the wait must see it at once,
+    # not at its next poll (poll_interval=30 would make 200 of them take hours).
+    async with running_worker(contract_queue, FUNCTIONS, concurrency=4):
+        started = time.monotonic()
+        for number in range(100):
+            assert await contract_queue.apply("echo", a=number, poll_interval=30, timeout=10) == number
+            assert await contract_queue.map(
+                "echo", [{"a": number}, {"a": -number}], poll_interval=30, timeout=10
+            ) == [number, -number]
+        assert time.monotonic() - started < 60

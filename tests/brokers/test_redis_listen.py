@@ -1,0 +1,60 @@
+"""Waiting on our ``RedisQueue`` leaves nothing behind: each wait closes its own subscription, whether it
+returned, timed out or was cancelled, and the queue disconnects at once afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from redis import asyncio as aioredis
+from saq.job import Status
+
+from litestar_saq.backends.redis import RedisQueue
+from tests.support.brokers import delete_redis_keys
+
+
+def _is_terminal(_key: str, status: Status) -> bool:
+    return status in (Status.COMPLETE, Status.FAILED, Status.ABORTED)
+
+
+async def test_many_waits_that_end_every_way_leave_no_subscription_and_disconnect_at_once(
+    redis_url: str, queue_name: str
+) -> None:
+    queue = RedisQueue.from_url(redis_url, name=queue_name, client_name=queue_name)
+    await queue.connect()
+    observer = aioredis.from_url(redis_url, decode_responses=True)
+    try:
+        waiting = await queue.enqueue("never_runs", timeout=5)
+        assert waiting is not None
+        for _ in range(50):  # timed out
+            with contextlib.suppress(asyncio.TimeoutError):
+                await queue.listen([waiting.key], _is_terminal, timeout=0.01)
+        for _ in range(50):  # cancelled while waiting
+            listening = asyncio.ensure_future(queue.listen([waiting.key], _is_terminal, timeout=None))
+            await asyncio.sleep(0)
+            listening.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listening
+        for number in range(100):  # returned: finished meanwhile
+            job = await queue.enqueue("never_runs", timeout=5, key=f"done-{number}")
+            assert job is not None
+            await queue.finish(job, Status.COMPLETE)
+            await queue.listen([job.key], _is_terminal, timeout=5)
+        clients = [client for client in await observer.client_list() if client["name"] == queue_name]
+        assert not [client for client in clients if int(client["sub"]) or int(client["psub"])]
+        await asyncio.wait_for(queue.disconnect(), 5)
+    finally:
+        await delete_redis_keys(observer, queue_name)
+        await observer.aclose()
+
+
+async def test_a_wait_with_no_keys_returns_and_a_missing_job_times_out(redis_queue: RedisQueue) -> None:
+    await redis_queue.listen([], _is_terminal, timeout=5)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    try:
+        await redis_queue.listen(["no-such-job"], _is_terminal, timeout=0.2, poll_interval=0.05)
+    except asyncio.TimeoutError:
+        assert loop.time() - started < 2
+    else:
+        raise AssertionError("listen on a missing job returned instead of timing out")
