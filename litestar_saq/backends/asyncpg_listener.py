@@ -45,6 +45,8 @@ class NotificationListener:
 
     async def subscribe(self, channel: str, handler: Callable[[str], None]) -> None:
         """Call ``handler(payload)`` for every notification on ``channel``; start listening if needed."""
+        if self._handlers.get(channel) == handler and self._task is not None and not self._task.done():
+            return  # already delivered, and listened on every (re)connection (the queue asks per dequeue)
         self._handlers[channel] = handler
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name=f"saq-listen:{self._queue_name}")
