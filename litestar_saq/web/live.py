@@ -51,6 +51,8 @@ logger = logging.getLogger("litestar_saq.web")
 
 RETRY_MS = 2000
 """How long ``EventSource`` waits before it reconnects after a stream ended."""
+READ_TIMEOUT_S = 10.0
+"""A broker read that takes longer counts as failed (the page says so) and is tried again."""
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -98,16 +100,20 @@ class Feed:
         self.subscribers: set[Subscriber] = set()
         self.reads = 0
         """Broker reads so far (each may be several queries): what the dashboard costs the broker."""
+        self.failed_reads = 0
         self.memo: dict[str, Any] = {}
         """Scratch space for a reader (what it read last, when it last ran a costly scan)."""
         self.task: asyncio.Task[None] | None = None
+        self.stopped = False
+        """Set with the task's cancellation: Python < 3.12's ``wait_for`` can swallow a cancellation."""
 
     async def run(self) -> None:
         failing = False
-        while True:
+        while not self.stopped:
             try:
-                states = await self.read(self)
+                states = await asyncio.wait_for(self.read(self), max(READ_TIMEOUT_S, 2 * self.interval_s))
             except Exception as exc:  # the broker is down or slow: say so on the page, keep trying
+                self.failed_reads += 1
                 reason = redact(" ".join(f"{type(exc).__name__}: {exc}".split()))
                 if not failing:
                     logger.warning("live dashboard: reading %s failed: %s", self.key, reason)
@@ -236,6 +242,7 @@ class LiveHub:
 
     def _stop_feed(self, key: str) -> None:
         feed = self.feeds.pop(key)
+        feed.stopped = True
         if feed.task is not None:
             feed.task.cancel()
             self._stopping.add(feed.task)
@@ -245,6 +252,7 @@ class LiveHub:
     async def lifespan(self, _: Litestar) -> AsyncIterator[None]:
         """The app's lifespan: entered after the queues connect, so streams end before they close."""
         self.closed = False
+        self._signalled = None
         try:
             yield
         finally:
@@ -258,7 +266,7 @@ class LiveHub:
         for key in list(self.feeds):
             self._stop_feed(key)
         if self._stopping:
-            await asyncio.gather(*self._stopping, return_exceptions=True)
+            await asyncio.wait(self._stopping, timeout=max(READ_TIMEOUT_S, 2 * self.settings.interval_s))
         self._release_signals()
 
     def _catch_signals(self) -> None:

@@ -16,9 +16,13 @@ from typing import Any
 
 import httpx
 import pytest
+from litestar import Litestar
 
+from litestar_saq import QueueConfig, SAQConfig, SAQPlugin
 from tests.support.poll import wait_until
 from tests.support.procs import CliProcess, app_env_for_test, cli_processes, free_port
+from tests.support.redis_server import PrivateRedis
+from tests.web import tasks
 from tests.web.apps import TOKEN, make_app, purge, token_guard
 from tests.web.conftest import Dashboard
 from tests.web.live_support import hub_of, live_tasks, open_stream, serve_in_loop
@@ -269,3 +273,21 @@ async def test_server_stops_promptly_on_sigterm_with_open_streams(
     # web_live_max_stream_s is 120 s: without the hub's signal handler uvicorn would wait that long.
     assert elapsed < 5, f"{elapsed:.2f} s"
     assert "Traceback" not in server.log(), server.log()
+
+
+async def test_stream_reports_a_broker_outage_and_the_recovery(tmp_path: Path, queue_name: str) -> None:
+    redis = PrivateRedis(tmp_path)
+    redis.start()
+    try:
+        queue_config = QueueConfig(name=queue_name, dsn=redis.url, tasks=[tasks.echo], separate_process=False)
+        config = SAQConfig(queue_configs=[queue_config], web_enabled=True, web_live_interval_s=0.1)
+        app = Litestar([], plugins=[SAQPlugin(config)])
+        async with serve_in_loop(app) as client, open_stream(client, "/saq/api/events") as stream:
+            await stream.wait_for(lambda e: e.event == "queues", what="the counts")
+            redis.stop()
+            down = await stream.wait_for(lambda e: e.event == "broker", what="the outage")
+            assert down.data["error"] == "reading queue counts failed (ConnectionError); see the server log"
+            redis.start()
+            await stream.wait_for(lambda e: e.event == "broker" and e.data["error"] is None, what="recovery")
+    finally:
+        redis.stop()
