@@ -19,6 +19,7 @@ import pytest
 from litestar import Litestar
 
 from litestar_saq import QueueConfig, SAQConfig, SAQPlugin
+from litestar_saq.exceptions import SAQConfigError
 from tests.support.poll import wait_until
 from tests.support.procs import CliProcess, app_env_for_test, cli_processes, free_port
 from tests.support.redis_server import PrivateRedis
@@ -291,3 +292,18 @@ async def test_stream_reports_a_broker_outage_and_the_recovery(tmp_path: Path, q
             await stream.wait_for(lambda e: e.event == "broker" and e.data["error"] is None, what="recovery")
     finally:
         redis.stop()
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("web_live_interval_s", 0),
+        ("web_live_heartbeat_s", -1),
+        ("web_live_max_stream_s", "long"),
+        ("web_live_max_streams", 0),
+        ("web_live_max_streams", 2.5),
+    ],
+)
+def test_live_settings_are_checked(setting: str, value: Any) -> None:
+    with pytest.raises(SAQConfigError, match=f"SAQConfig: {setting}={value!r} must be"):
+        SAQConfig(**{setting: value})

@@ -94,3 +94,14 @@ async def test_ops_page_counts_follow_enqueues_over_the_stream(
     assert len(navigations) == 1, navigations
     assert requests and all("/api/events" in url for url in requests), requests
     assert len(requests) == 1, f"one stream, reconnects or polling seen: {requests}"
+
+
+async def test_saq_job_view_links_to_the_live_job_view(live: Dashboard, page: Page, base_url: str) -> None:
+    key = f"{live.queue_name}-later"
+    await live.enqueue("echo", key, value="x", options={"scheduled": 4_000_000_000})
+    await page.goto(f"{base_url}/saq/queues/{live.queue_name}")
+    await expect(page.locator("[data-lsaq=live-job-link]")).to_have_count(0)
+    await page.get_by_text(key).click()  # SAQ's own navigation (pushState), no page load
+    await page.locator("[data-lsaq=live-job-link]").click()
+    await expect(page).to_have_url(f"{base_url}/saq/job?queue={quote(live.queue_name)}&key={quote(key)}")
+    await expect(page.locator("dd[data-field=kwargs]")).to_have_text("{'value': 'x'}")

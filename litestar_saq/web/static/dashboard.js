@@ -13,6 +13,28 @@
     window.location.assign(root_path + link.getAttribute("href"));
   }, true);
 
+  // On SAQ's job view (which refreshes by polling), offer our live view of the same job. SAQ moves
+  // between its views with pushState, so look again after every click and history step.
+  const bar = document.querySelector(".lsaq-bar");
+  const liveLink = document.createElement("a");
+  liveLink.textContent = "Live view of this job \u2192";
+  liveLink.dataset.lsaq = "live-job-link";
+  function showLiveLink() {
+    const path = window.location.pathname.slice((root_path || "").length);
+    const match = path.match(/^\/queues\/([^/]+)\/jobs\/([^/]+)$/);
+    if (!match || !bar) {
+      liveLink.remove();
+      return;
+    }
+    const query = [["queue", match[1]], ["key", match[2]]]
+      .map(([name, segment]) => name + "=" + encodeURIComponent(decodeURIComponent(segment))).join("&");
+    liveLink.href = root_path + "/job?" + query;
+    bar.prepend(liveLink);
+  }
+  window.addEventListener("popstate", showLiveLink);
+  window.addEventListener("click", () => setTimeout(showLiveLink, 0));
+  showLiveLink();
+
   // With Litestar's CSRF protection on, POSTs need the token from the cookie in a header, which
   // app.js does not send: add it to every unsafe same-origin request it makes.
   const cookieName = document.querySelector("meta[name=lsaq-csrf-cookie]");
