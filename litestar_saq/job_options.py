@@ -17,7 +17,7 @@ from typing import Any, TypedDict
 from saq.job import Job, Status
 from saq.queue import Queue
 
-from litestar_saq.backends.job_dicts import job_to_dict
+from litestar_saq.backends.job_dicts import job_to_dict, new_job_key
 from litestar_saq.backends.saq_queue_hooks import dump_job_dict, run_before_enqueue
 from litestar_saq.bulk_enqueue import EnqueueItem, job_of_item
 from litestar_saq.exceptions import TaskDefinitionError
@@ -155,9 +155,12 @@ class JobOptionsQueue(Queue):
 
     async def enqueue(self, job_or_func: str | Job, **kwargs: Any) -> Job | None:
         """Enqueue like SAQ; a job given by name gets the task's and queue's defaults (see the module)."""
-        options = self.job_options
-        if options is not None and isinstance(job_or_func, str):
-            kwargs = options.for_enqueue(self.name, job_or_func, kwargs)
+        if isinstance(job_or_func, str):
+            if "key" not in kwargs:
+                kwargs["key"] = new_job_key()
+            options = self.job_options
+            if options is not None:
+                kwargs = options.for_enqueue(self.name, job_or_func, kwargs)
         return await super().enqueue(job_or_func, **kwargs)
 
     async def enqueue_many(self, items: Iterable[EnqueueItem]) -> list[Job | None]:
