@@ -24,19 +24,21 @@ def bulk_queue(queue: Queue) -> JobOptionsQueue:
 
 async def test_enqueue_many_returns_the_jobs_in_order_and_none_for_duplicates(contract_queue: Queue) -> None:
     queue = bulk_queue(contract_queue)
-    await queue.enqueue("echo", key="taken", a=0)
+    # Keys of this queue's own: SAQ's PostgreSQL table keys jobs by key alone, across queues.
+    taken, k1, k3 = (f"{queue.name}-{suffix}" for suffix in ("taken", "k1", "k3"))
+    await queue.enqueue("echo", key=taken, a=0)
     items: list[Any] = [
-        ("echo", {"a": 1, "key": "k1", "timeout": 7}),
+        ("echo", {"a": 1, "key": k1, "timeout": 7}),
         "noop",
-        ("echo", {"a": 2, "key": "taken"}),  # already queued
-        Job("echo", kwargs={"a": 3}, key="k3"),
-        ("echo", {"a": 4, "key": "k1"}),  # repeated within the batch
+        ("echo", {"a": 2, "key": taken}),  # already queued
+        Job("echo", kwargs={"a": 3}, key=k3),
+        ("echo", {"a": 4, "key": k1}),  # repeated within the batch
     ]
     jobs = await queue.enqueue_many(items)
     assert [job is None for job in jobs] == [False, False, True, False, True]
     first = jobs[0]
     assert first is not None
-    stored = await queue.job("k1")
+    stored = await queue.job(k1)
     assert stored is not None
     assert (stored.function, stored.kwargs, stored.timeout, stored.status) == (
         "echo",
@@ -45,8 +47,8 @@ async def test_enqueue_many_returns_the_jobs_in_order_and_none_for_duplicates(co
         Status.QUEUED,
     )
     assert await queue.count("queued") == 4
-    taken = await queue.job("taken")
-    assert taken is not None and taken.kwargs == {"a": 0}
+    stored_taken = await queue.job(taken)
+    assert stored_taken is not None and stored_taken.kwargs == {"a": 0}
     assert await queue.enqueue_many([]) == []
 
 
