@@ -51,15 +51,16 @@ def held_by_writer(worker_token: str, process_token: str, *, finishing: bool, ro
     A running job's blob carries the id of the Worker, or the dequeuer id of the process, that holds
     it. A worker whose job was taken back (its stats expired: killed, frozen, cut off) may write late:
     its finish or start must not land on the run of the worker that took the job, so those need the
-    job still running and still carrying a token. A retry only needs the job not to be running under
-    another worker (the dashboard retries finished jobs).
+    job still running and still carrying a token. A retry needs the token only: the dashboard retries a
+    finished job read from the store (so carrying its worker's id), while a late retry of a job that
+    another worker ran since carries an id the stored job no longer has.
     """
     job, status = f"{row}job", f"{row}status"
     held = f"(position({worker_token} IN {job}) > 0 OR position({process_token} IN {job}) > 0)"
     running = f"{status} IN ('active', 'aborting')"
     if finishing:
         return f"({worker_token}::bytea IS NULL OR ({running} AND {held}))"
-    return f"({worker_token}::bytea IS NULL OR NOT {running} OR {held})"
+    return f"({worker_token}::bytea IS NULL OR {held})"
 
 
 def quote_identifier(name: str) -> str:

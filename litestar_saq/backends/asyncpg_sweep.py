@@ -34,9 +34,15 @@ from litestar_saq.liveness import (
 if TYPE_CHECKING:
     from saq.queue import Queue
 
-__all__ = ("SweepLock", "take_back")
+__all__ = ("SILENT_PEER_SETTINGS", "SweepLock", "take_back")
 
 logger = logging.getLogger("litestar_saq.asyncpg")
+
+SILENT_PEER_SETTINGS = (
+    "SET tcp_keepalives_idle = 2; SET tcp_keepalives_interval = 1; SET tcp_keepalives_count = 3;"
+    " SET tcp_user_timeout = 5000"
+)
+"""Session settings of the sweep lock's connection: PostgreSQL drops it ~5 s after its peer goes silent."""
 
 
 class SweepLock:
@@ -81,6 +87,8 @@ class SweepLock:
             locked = await connection.fetchval(
                 "SELECT pg_try_advisory_lock($1, hashtext($2))", self._keyspace, self._queue_name
             )
+            if locked:
+                await self._drop_when_silent(connection)
         except BaseException:
             await pool.release(connection)
             raise
@@ -90,6 +98,21 @@ class SweepLock:
         connection.add_termination_listener(self._on_connection_lost)
         self._connection = connection
         return connection
+
+    async def _drop_when_silent(self, connection: Any) -> None:
+        """Have PostgreSQL end this session (and so free the lock) once its host stops answering.
+
+        A host cut off or powered off sends no FIN: without TCP keepalives PostgreSQL would keep the
+        session, and the lock with it, for hours (the kernel's default), and no other worker would
+        sweep. With these the lock is free ~5 s after its holder goes silent (TCP sessions only).
+        """
+        try:
+            await connection.execute(SILENT_PEER_SETTINGS)
+        except CONNECTION_ERRORS as error:
+            if not is_alive(connection):
+                raise
+            # An old server without tcp_user_timeout, or settings refused: sweep all the same.
+            logger.warning("queue %r: sweep lock session without keepalives: %s", self._queue_name, error)
 
     def _on_connection_lost(self, connection: Any) -> None:
         if self._connection is connection:
