@@ -1,5 +1,8 @@
 """The systems benchmarks/peers.py compares, each behind the same small interface.
 
+arq pins redis<6, so it runs in an interpreter of its own (``.venv-arq``, see ``arq_peer.py``): its
+system measures a whole round there (``measure_elsewhere``) and reports the same figures.
+
 A system enqueues the no-op job one by one and (when it can) in bulk, and runs a worker that calls
 ``on_start()`` on the first line of every job. SAQ-style queues (SAQ's Redis and psycopg queues, ours)
 are all driven by the same raw SAQ ``Worker``; pgqueuer runs its ``QueueManager`` (asyncpg, batch 10),
@@ -10,8 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
+import sys
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from saq import Worker
@@ -212,6 +219,30 @@ class Streaq:
             await self.run
 
 
+class Arq:
+    """arq 0.2x with its own ``Worker``, run by ``arq_peer.py`` in ``.venv-arq`` (``$ARQ_PYTHON``)."""
+
+    name, broker, bulk = "arq (Redis)", "redis", False
+    python = Path(os.environ.get("ARQ_PYTHON", Path(__file__).resolve().parents[1] / ".venv-arq/bin/python"))
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    async def measure_elsewhere(self, jobs: int, latency_jobs: int, concurrency: int) -> dict[str, float]:
+        """One round of every figure, measured by ``arq_peer.py`` in arq's own interpreter."""
+        script = Path(__file__).resolve().parent / "arq_peer.py"
+        process = await asyncio.create_subprocess_exec(
+            str(self.python), str(script), "--redis-url", self.url, "--jobs", str(jobs),
+            "--latency-jobs", str(latency_jobs), "--concurrency", str(concurrency),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(process.communicate(), 900)
+        if process.returncode != 0:
+            raise RuntimeError(f"arq_peer.py failed ({process.returncode}): {err.decode()[-2000:]}")
+        results: dict[str, float] = json.loads(out.decode().strip().splitlines()[-1])
+        return results
+
+
 def build(redis_url: str, bench_url: str, which: set[str] | None = None) -> list[Any]:
     def named(factory: Callable[..., Any]) -> Callable[[], Any]:
         return lambda: factory(redis_url, name=f"peers-{uuid.uuid4().hex[:6]}")
@@ -230,4 +261,8 @@ def build(redis_url: str, bench_url: str, which: set[str] | None = None) -> list
         import streaq  # noqa: F401
 
         systems.append(Streaq(redis_url))
+    if Arq.python.exists():
+        systems.append(Arq(redis_url))
+    else:
+        print(f"  note: arq left out: no {Arq.python} (see benchmarks/arq_peer.py)", file=sys.stderr)
     return [system for system in systems if which is None or system.name in which]

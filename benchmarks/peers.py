@@ -109,6 +109,8 @@ async def latency(system: Any, jobs: int, concurrency: int) -> dict[str, float]:
 
 
 async def measure(system: Any, args: argparse.Namespace, bench_url: str) -> dict[str, float]:
+    if hasattr(system, "measure_elsewhere"):  # arq: in its own interpreter (see peer_systems.Arq)
+        return dict(await system.measure_elsewhere(args.jobs, args.latency_jobs, args.concurrency))
     results: dict[str, float] = {}
     for metric in ("enqueue", "bulk", "drain", "latency"):
         if metric == "bulk" and not system.bulk:
@@ -141,7 +143,7 @@ async def main() -> None:
     parser.add_argument("--only", help="comma-separated system names")
     parser.add_argument("--database-url", default=DATABASE_URL)
     args = parser.parse_args()
-    for name in ("saq", "litestar_saq", "pgqueuer", "streaq"):
+    for name in ("saq", "litestar_saq", "pgqueuer", "streaq", "arq"):
         logging.getLogger(name).setLevel(logging.WARNING)
     bench_url = await prepare_database(args.database_url)
     systems = build(REDIS_URL, bench_url, set(args.only.split(",")) if args.only else None)
