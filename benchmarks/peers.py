@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import statistics
@@ -142,6 +143,7 @@ async def main() -> None:
     parser.add_argument("--pg-concurrency", type=int, default=10, help="worker concurrency on PostgreSQL")
     parser.add_argument("--only", help="comma-separated system names")
     parser.add_argument("--database-url", default=DATABASE_URL)
+    parser.add_argument("--json", help="also write the medians to this JSON file (run_all.py)")
     args = parser.parse_args()
     for name in ("saq", "litestar_saq", "pgqueuer", "streaq", "arq"):
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -177,6 +179,10 @@ async def main() -> None:
             f"{by['p50']:.2f} / {by['p99']:.2f} | {commits} |"
         )
     print("Ratios in brackets: against SAQ's own queue on the same broker.")
+    if args.json:
+        brokers = {system.name: system.broker for system in systems}
+        with open(args.json, "w") as out:
+            json.dump({"medians": median, "brokers": brokers, "jobs": args.jobs, "rounds": args.rounds}, out)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,10 @@ Runs, each as a subprocess of its own and one after the other:
 * R1 ``bench_worker.py``: plugin worker vs raw SAQ worker draining no-op jobs from Redis;
 * R2 ``bench_postgres.py``: ``AsyncpgQueue`` vs SAQ's psycopg ``PostgresQueue`` on one PostgreSQL;
 * R3 ``bench_http.py``: req/s of a handler that enqueues one job vs the same handler without it;
-* latency ``bench_latency.py``: enqueue-to-start p50/p99 on an idle worker, Redis and PostgreSQL.
+* latency ``bench_latency.py``: enqueue-to-start p50/p99 on an idle worker, Redis and PostgreSQL;
+* peers ``peers.py``: our queues beside SAQ's (Redis, psycopg), streaq, arq and pgqueuer: drain,
+  enqueue one by one, bulk enqueue, enqueue→start p50/p99, PostgreSQL commits per job;
+* memory ``bench_memory.py``: one worker draining no-op jobs from ``memory://``.
 
 Each prints a Markdown table whose figures are ratios measured side by side in the same run. The
 results file gets the date, the machine (CPU, cores, load average before and after each benchmark),
@@ -37,6 +40,11 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 DOCS = ROOT / "docs"
 PACKAGES = ("litestar-saq", "saq", "litestar", "redis", "hiredis", "asyncpg", "psycopg", "uvicorn")
+PEER_PACKAGES = ("pgqueuer", "streaq")
+PEERS_TITLE = "Peers — our queues beside SAQ, streaq, arq and pgqueuer"
+MEMORY_TITLE = "Memory broker — one worker draining memory://"
+OURS = {"redis": "our RedisQueue", "postgres": "our AsyncpgQueue"}
+"""Our queue on each broker in peers.py's table; every other system there is a peer."""
 
 
 @dataclass
@@ -71,6 +79,9 @@ def plan(quick: bool) -> list[Run]:
                 ["--duration", "3", "--rounds", "2", "--connections", "50"], 600, json_out=True),
             Run("latency", "Enqueue→start latency, idle worker", "bench_latency.py",
                 ["--jobs", "100", "--rounds", "2"], 300, json_out=True),
+            Run("peers", PEERS_TITLE, "peers.py",
+                ["--jobs", "500", "--latency-jobs", "50", "--rounds", "2"], 900, json_out=True),
+            Run("memory", MEMORY_TITLE, "bench_memory.py", ["--jobs", "5000", "--rounds", "2"], 300),
         ]  # fmt: skip
     return [
         Run("r1", "R1 — plugin worker vs raw SAQ worker (Redis, drain)", "bench_worker.py",
@@ -81,6 +92,9 @@ def plan(quick: bool) -> list[Run]:
             ["--duration", "8", "--rounds", "3", "--connections", "50"], 900, json_out=True),
         Run("latency", "Enqueue→start latency, idle worker", "bench_latency.py",
             ["--jobs", "500", "--rounds", "5"], 900, json_out=True),
+        Run("peers", PEERS_TITLE, "peers.py",
+            ["--jobs", "3000", "--latency-jobs", "300", "--rounds", "3"], 3600, json_out=True),
+        Run("memory", MEMORY_TITLE, "bench_memory.py", ["--jobs", "20000", "--rounds", "3"], 600),
     ]  # fmt: skip
 
 
@@ -126,6 +140,14 @@ def version(package: str) -> str:
         return "not installed"
 
 
+def arq_version() -> str:
+    """arq's version in its own interpreter (``.venv-arq``, see benchmarks/arq_peer.py)."""
+    python = Path(os.environ.get("ARQ_PYTHON", ROOT / ".venv-arq/bin/python"))
+    if not python.exists():
+        return "not installed"
+    return tool_version([str(python), "-c", "import importlib.metadata as m; print(m.version('arq'))"])
+
+
 def tool_version(command: list[str]) -> str:
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=5)
@@ -166,6 +188,13 @@ def ratios(run: Run) -> list[tuple[str, float, str]]:
         for broker, result in run.data.get("results", {}).items():
             name = "Redis" if broker == "redis" else "PostgreSQL"
             found.append((f"R3 req/s with / without enqueue ({name})", result["ratio"], "higher"))
+    elif run.key == "peers":
+        found += peer_ratios(run.data.get("medians", {}), run.data.get("brokers", {}))
+    elif run.key == "memory":
+        match = re.search(r"\|\s*plugin worker, MemoryQueue\s*\|\s*([\d,]+)", run.stdout)
+        if match:
+            rate = float(match.group(1).replace(",", ""))
+            found.append(("memory drain: plugin worker / 10,000 jobs/s target", rate / 10_000, "higher"))
     elif run.key == "latency":
         values = run.data.get("ratios", {})
         for key, label in (
@@ -179,6 +208,29 @@ def ratios(run: Run) -> list[tuple[str, float, str]]:
     return found
 
 
+def peer_ratios(
+    medians: dict[str, dict[str, float]], brokers: dict[str, str]
+) -> list[tuple[str, float, str]]:
+    """Ours / each peer on the same broker: drain, enqueue, bulk and p99 latency; commits per job."""
+    found: list[tuple[str, float, str]] = []
+    for peer, broker in brokers.items():
+        ours = medians.get(OURS[broker])
+        if peer == OURS[broker] or ours is None:
+            continue
+        theirs = medians[peer]
+        for metric, label, kind in (
+            ("drain", "drain", "higher"),
+            ("enqueue", "enqueue one by one", "higher"),
+            ("bulk", "bulk enqueue", "higher"),
+            ("p99", "p99 enqueue→start", "lower"),
+            ("commits", "commits/job", "lower"),
+        ):
+            if metric in ours and theirs.get(metric):
+                label_text = f"peers {label}: {OURS[broker]} / {peer}"
+                found.append((label_text, ours[metric] / theirs[metric], kind))
+    return found
+
+
 def chart(bars: list[tuple[str, float, str]], path: Path, subtitle: str) -> None:
     import matplotlib
 
@@ -189,7 +241,10 @@ def chart(bars: list[tuple[str, float, str]], path: Path, subtitle: str) -> None
         ("higher", "throughput ratios (higher is better)"),
         ("lower", "cost / latency ratios (lower is better)"),
     ]
-    fig, axes = plt.subplots(1, 2, figsize=(14, 6.5))
+    counts = [max(1, sum(1 for _, _, k in bars if k == kind)) for kind, _ in groups]
+    fig, axes = plt.subplots(
+        2, 1, figsize=(12, 0.34 * sum(counts) + 3), gridspec_kw={"height_ratios": counts}
+    )  # one column, so that long labels keep their room
     for axis, (kind, title) in zip(axes, groups, strict=True):
         rows = [(label, value) for label, value, k in bars if k == kind]
         if not rows:
@@ -244,6 +299,9 @@ def report(runs: list[Run], quick: bool, started: dt.datetime, bars: list[tuple[
         f"{platform.system()} {platform.release()}",
         f"- Python {platform.python_version()} ({platform.python_implementation()})",
         "- packages: " + ", ".join(f"{name} {version(name)}" for name in PACKAGES),
+        "- peers: "
+        + ", ".join(f"{name} {version(name)}" for name in PEER_PACKAGES)
+        + f", arq {arq_version()}",
         f"- brokers: {tool_version(['redis-server', '--version'])}; "
         f"{tool_version(['psql', '--version'])}; load generator: {tool_version(['wrk', '--version'])}",
         "- load average (1/5/15 min) before → after each benchmark: "
@@ -295,7 +353,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="small N: the whole suite in a few minutes")
-    parser.add_argument("--only", help="comma-separated subset of: r1,r2,r3,latency")
+    parser.add_argument("--only", help="comma-separated subset of: r1,r2,r3,latency,peers,memory")
     parser.add_argument("--output", default=str(DOCS / "benchmark-results.md"))
     parser.add_argument("--chart", default=str(DOCS / "benchmarks.png"))
     args = parser.parse_args()
