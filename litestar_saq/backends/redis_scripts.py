@@ -10,7 +10,9 @@
 - ``FINISH`` and ``WRITE`` are SAQ's finish (LREM ``active``, ZREM ``incomplete``, SET/DEL the job,
   PUBLISH its status; atomic, as SAQ's MULTI) and status write (SET, PUBLISH) as one command each,
   sent straight on a connection (see ``redis_connections``): redis-py's pipeline layers were most of
-  the worker's CPU.
+  the worker's CPU. A worker's finish (ARGV[4], ARGV[5]: its fence tokens, see ``liveness``) is
+  dropped unless the job is still in ``active`` and its blob still carries a token: a worker cut off
+  or frozen past its stats ttl must not finish a job the sweep took back and another worker runs.
 """
 
 from __future__ import annotations
@@ -57,6 +59,13 @@ return taken
 """
 
 FINISH = """
+if ARGV[4] ~= '' then
+    local stored = redis.call('GET', KEYS[3])
+    if not stored or not redis.call('LPOS', KEYS[1], KEYS[3])
+        or (not string.find(stored, ARGV[4], 1, true) and not string.find(stored, ARGV[5], 1, true)) then
+        return 0
+    end
+end
 redis.call('LREM', KEYS[1], 1, KEYS[3])
 redis.call('ZREM', KEYS[2], KEYS[3])
 local ttl = tonumber(ARGV[2])

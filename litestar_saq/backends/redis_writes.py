@@ -18,6 +18,7 @@ from saq.utils import millis, now
 
 from litestar_saq.backends.redis_connections import ScriptRunner
 from litestar_saq.backends.redis_scripts import FINISH, WRITE, LuaScript
+from litestar_saq.liveness import fence_tokens
 
 if TYPE_CHECKING:
     from redis.asyncio.client import Redis
@@ -76,7 +77,11 @@ class RedisJobWrites(SAQRedisQueue):
     ) -> None:
         keys = (self.namespace("active"), self.namespace("incomplete"), job.id)
         blob = self.serialize(job) if job.ttl >= 0 else ""
-        await self.scripts.run(self._finish_script, keys, (blob, job.ttl, job.status))
+        # A worker's outcome of its run is fenced; aborts (dashboard, sweep, abort timer) are not.
+        fenced = status in (Status.COMPLETE, Status.FAILED)
+        fence, fence_process = fence_tokens(job.worker_id) if fenced else (None, None)
+        tokens = (fence or b"", fence_process or b"")
+        await self.scripts.run(self._finish_script, keys, (blob, job.ttl, job.status, *tokens))
 
     async def _update(self, job: Job, status: Status | None = None, **kwargs: Any) -> None:
         """Write ``job`` and publish its status in one round trip (SAQ: two)."""
