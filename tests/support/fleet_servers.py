@@ -45,7 +45,8 @@ class FleetRedis:
 
     def start(self) -> None:
         binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-        args = ["--port", str(self.port), "--bind", "127.0.0.1", self.address, "--protected-mode", "no"]
+        addresses = sorted({"127.0.0.1", self.address})
+        args = ["--port", str(self.port), "--bind", *addresses, "--protected-mode", "no"]
         args += ["--save", "", "--appendonly", "no", "--dir", str(self.dir), "--maxclients", "2000"]
         self.process = subprocess.Popen([binary, *args], stdout=subprocess.DEVNULL)
         wait_until_sync(
@@ -100,7 +101,7 @@ class FleetPostgres:
         with (self.data / "pg_hba.conf").open("a") as hba:
             hba.write("host all all 0.0.0.0/0 trust\n")
         options = (
-            f"-c listen_addresses='127.0.0.1,{self.address}' -p {self.port} "
+            f"-c listen_addresses='{','.join(sorted({'127.0.0.1', self.address}))}' -p {self.port} "
             f"-c unix_socket_directories='{self.dir}' -c max_connections=300 "
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         )
