@@ -57,4 +57,6 @@ ensure_fleet_tools() {  # what the scale-out tests start themselves: pgbouncer, 
     command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] || apt_install pgbouncer
     command -v redis-sentinel >/dev/null || apt_install redis-sentinel
     command -v ip >/dev/null || [ -x /usr/sbin/ip ] || apt_install iproute2
+    # The fleet's hosts: unshare (UTS/PID namespaces) and runuser (PostgreSQL clusters of their own).
+    command -v unshare >/dev/null && command -v runuser >/dev/null || apt_install util-linux
 }
