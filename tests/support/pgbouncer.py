@@ -53,7 +53,7 @@ class PgBouncer:
     def start(self) -> None:
         binary = pgbouncer_binary()
         if binary is None:
-            pytest.skip("pgbouncer is not installed (apt-get install pgbouncer; .ci/run installs it)")
+            pytest.fail("pgbouncer is not installed: apt-get install pgbouncer (scripts/test installs it)")
         config = self.directory / "pgbouncer.ini"
         (self.directory / "userlist.txt").write_text(f'"{self.user}" ""\n')
         config.write_text(
