@@ -94,6 +94,8 @@ class PostgresQueueOptions(TypedDict, total=False):
     migration_timeout: float
     pool_options: dict[str, Any]
     """More ``asyncpg.create_pool`` arguments (e.g. ``max_inactive_connection_lifetime``)."""
+    orphan_grace_s: float
+    """Seconds a running job's worker must have had no fresh stats before the sweep takes the job back."""
 
 
 @dataclass
