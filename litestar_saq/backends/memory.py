@@ -18,7 +18,7 @@ from saq.job import TERMINAL_STATUSES, Job, Status
 
 from litestar_saq.backends import memory_store as store
 from litestar_saq.backends.memory_store import RUNNING_STATUSES, StoredJob
-from litestar_saq.backends.waiting import WaitForChange, is_terminal_status, map_jobs
+from litestar_saq.backends.waiting import WaitForChange, WaitsOnChanges, WatchJobs, is_terminal_status
 from litestar_saq.exceptions import InvalidValueError, QueueUrlError, UsageError
 from litestar_saq.job_options import JobOptionsQueue
 
@@ -32,7 +32,7 @@ __all__ = ("MemoryQueue",)
 logger = logging.getLogger(__name__)
 
 
-class MemoryQueue(JobOptionsQueue):
+class MemoryQueue(JobOptionsQueue, WaitsOnChanges):
     """Use ``memory://`` to run SAQ jobs without a broker: in tests and zero-setup examples.
 
     It keeps SAQ's queue contract (keys, schedules, retries, aborts, sweeps, ``ttl``, worker stats)
@@ -306,38 +306,20 @@ class MemoryQueue(JobOptionsQueue):
         elif job.status != Status.ABORTED:
             await self.finish(job, Status.ABORTED, error=self.swept_error_message)
 
-    async def listen(
-        self,
-        job_keys: Iterable[str],
-        callback: ListenCallback,
-        timeout: float | None = 10,
-        poll_interval: float = 0.5,  # unused: changes are pushed to listeners, never polled for
-    ) -> None:
+    async def listen_until(self, keys: list[str], callback: ListenCallback, poll_interval: float) -> None:
         """Call ``callback(key, status)`` with each job's current status, then on every change.
 
-        Returns when the callback returns something truthy; raises ``asyncio.TimeoutError`` after
-        ``timeout`` seconds (falsy: never).
+        Changes are pushed to listeners, never polled for: ``poll_interval`` is unused.
         """
         self._bind_loop()
-        await self._listeners.listen(job_keys, self._current_status, callback, timeout)
+        await self._listeners.listen(keys, self._current_status, callback, None)
 
     def _current_status(self, key: str) -> Status | None:
         return None if (stored := self._store.get(key)) is None else stored.status
 
-    async def map(
-        self,
-        job_or_func: str | Job,
-        iter_kwargs: Sequence[dict[str, t.Any]],
-        timeout: float | None = None,
-        return_exceptions: bool = False,
-        poll_interval: float = 0.5,
-        **kwargs: t.Any,
-    ) -> list[t.Any]:
-        """Enqueue one job per item of ``iter_kwargs`` and return their results in order.
-
-        SAQ's ``Queue.map`` contract, woken by job notifications instead of polling every ``poll_interval``.
-        """
-        return await map_jobs(self, job_or_func, iter_kwargs, kwargs, timeout, return_exceptions, self._watch)
+    def watch_jobs(self, poll_interval: float) -> WatchJobs:
+        """Changes are pushed to listeners, so ``map`` waits for them and never polls."""
+        return self._watch
 
     @contextlib.asynccontextmanager
     async def _watch(self, _keys: list[str]) -> AsyncIterator[WaitForChange]:

@@ -16,18 +16,17 @@ cancelled), so no task is left reading it.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import inspect
 from typing import TYPE_CHECKING, Any
 
-from saq.job import Job, Status
+from saq.job import Status
 from saq.queue.redis import RedisQueue as SAQRedisQueue
 
-from litestar_saq.backends.waiting import WaitForChange, WatchJobs, map_jobs
+from litestar_saq.backends.waiting import WaitForChange, WaitsOnChanges, WatchJobs
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+    from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
     from redis.asyncio.client import PubSub, Redis
     from saq.types import ListenCallback
@@ -106,29 +105,14 @@ def watcher(redis: Redis, job_id: Callable[[str], str], poll_interval: float) ->
     return watch
 
 
-class RedisJobWaits(SAQRedisQueue):
+class RedisJobWaits(WaitsOnChanges, SAQRedisQueue):
     """SAQ's ``RedisQueue`` with ``listen`` and ``map`` that miss no status (see the module)."""
 
-    async def listen(
-        self,
-        job_keys: Iterable[str],
-        callback: ListenCallback,
-        timeout: float | None = 10,
-        poll_interval: float = 0.5,
-    ) -> None:
-        """Call ``callback(key, status)`` with each job's status, then on every change, until it is truthy.
+    async def listen_until(self, keys: list[str], callback: ListenCallback, poll_interval: float) -> None:
+        """Call ``callback(key, status)`` as the module says (subscribe, read, then published statuses).
 
-        Unlike SAQ's, it also sees a status published just before it subscribed (see ``redis_listen``);
-        the stored statuses are read again every ``poll_interval`` without a change. Raises
-        ``asyncio.TimeoutError`` after ``timeout`` seconds (falsy: never).
+        The stored statuses are read again after every ``poll_interval`` without a published one.
         """
-        keys = list(dict.fromkeys(job_keys))
-        if not keys:
-            return
-        waiting = self._listen(keys, callback, poll_interval)
-        await (asyncio.wait_for(waiting, timeout) if timeout else waiting)
-
-    async def _listen(self, keys: list[str], callback: ListenCallback, poll_interval: float) -> None:
         async with status_subscription(self.redis, [self.job_id(key) for key in keys]) as subscription:
             await call_until_done(
                 subscription, self._statuses, keys, self.job_key_from_id, callback, poll_interval
@@ -137,22 +121,9 @@ class RedisJobWaits(SAQRedisQueue):
     async def _statuses(self, keys: list[str]) -> list[Status | None]:
         return [None if job is None else job.status for job in await self.jobs(keys)]
 
-    async def map(
-        self,
-        job_or_func: str | Job,
-        iter_kwargs: Sequence[dict[str, Any]],
-        timeout: float | None = None,
-        return_exceptions: bool = False,
-        poll_interval: float = 0.5,
-        **kwargs: Any,
-    ) -> list[Any]:
-        """Enqueue one job per item of ``iter_kwargs`` and return their results in order, as SAQ does.
-
-        Woken by the jobs' published statuses (subscribed before the first read, so none is missed);
-        ``poll_interval`` is the safety-net poll.
-        """
-        watch = watcher(self.redis, self.job_id, poll_interval)
-        return await map_jobs(self, job_or_func, iter_kwargs, kwargs, timeout, return_exceptions, watch)
+    def watch_jobs(self, poll_interval: float) -> WatchJobs:
+        """Subscribe to the jobs' status channels before their first read; poll every ``poll_interval``."""
+        return watcher(self.redis, self.job_id, poll_interval)
 
 
 async def _stops(callback: ListenCallback, key: str, status: Status) -> bool:

@@ -7,17 +7,17 @@ the backend say how to wait for a change, so a finished job wakes the caller at 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
 
 from saq.job import TERMINAL_STATUSES, UNSUCCESSFUL_TERMINAL_STATUSES, Job, Status, get_default_job_key
-from saq.queue import JobError
+from saq.queue import JobError, Queue
 
 if TYPE_CHECKING:
-    from saq.queue import Queue
+    from saq.types import ListenCallback
 
-__all__ = ("WaitForChange", "WatchJobs", "is_terminal_status", "map_jobs")
+__all__ = ("WaitForChange", "WaitsOnChanges", "WatchJobs", "is_terminal_status", "map_jobs")
 
 WaitForChange = Callable[[list[str]], Awaitable[None]]
 """Return once one of the given unfinished jobs may have changed (or a safety-net poll is due)."""
@@ -66,3 +66,51 @@ async def map_jobs(
         return [results[key] for key in keys]
 
     return await asyncio.wait_for(enqueue_and_collect(), timeout)
+
+
+class WaitsOnChanges(Queue):
+    """A queue whose ``listen``, ``map`` and ``apply`` wait for the backend to signal a change.
+
+    The backend says how: ``listen_until`` (each job's status, then every change, to a callback) and
+    ``watch_jobs`` (for :func:`map_jobs`). Both must see a change made just before they started.
+    """
+
+    async def listen_until(self, keys: list[str], callback: ListenCallback, poll_interval: float) -> None:
+        """Call ``callback(key, status)`` with each job's status, then on every change, until it is truthy."""
+        raise NotImplementedError
+
+    def watch_jobs(self, poll_interval: float) -> WatchJobs:
+        """How to wait for the jobs of one ``map`` call; ``poll_interval``: the safety-net poll, if any."""
+        raise NotImplementedError
+
+    async def listen(
+        self,
+        job_keys: Iterable[str],
+        callback: ListenCallback,
+        timeout: float | None = 10,
+        poll_interval: float = 0.5,
+    ) -> None:
+        """SAQ's ``Queue.listen``: ``callback(key, status)`` with each job's status, then on every change.
+
+        Returns when the callback returns something truthy; raises ``asyncio.TimeoutError`` after
+        ``timeout`` seconds (falsy: never). ``poll_interval`` is the backend's safety-net poll, if any.
+        """
+        keys = list(dict.fromkeys(job_keys))
+        if keys:
+            await asyncio.wait_for(self.listen_until(keys, callback, poll_interval), timeout or None)
+
+    async def map(
+        self,
+        job_or_func: str | Job,
+        iter_kwargs: Sequence[dict[str, Any]],
+        timeout: float | None = None,
+        return_exceptions: bool = False,
+        poll_interval: float = 0.5,
+        **kwargs: Any,
+    ) -> list[Any]:
+        """SAQ's ``Queue.map``: one job per item of ``iter_kwargs``, their results in order.
+
+        Woken when the jobs change (see ``watch_jobs``) instead of reading them every ``poll_interval``.
+        """
+        watch = self.watch_jobs(poll_interval)
+        return await map_jobs(self, job_or_func, iter_kwargs, kwargs, timeout, return_exceptions, watch)

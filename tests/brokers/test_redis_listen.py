@@ -11,6 +11,7 @@ from saq.job import Status
 
 from litestar_saq.backends.redis import RedisQueue
 from tests.support.brokers import delete_redis_keys
+from tests.support.poll import wait_until
 
 
 def _is_terminal(_key: str, status: Status) -> bool:
@@ -40,8 +41,12 @@ async def test_many_waits_that_end_every_way_leave_no_subscription_and_disconnec
             assert job is not None
             await queue.finish(job, Status.COMPLETE)
             await queue.listen([job.key], _is_terminal, timeout=5)
-        clients = [client for client in await observer.client_list() if client["name"] == queue_name]
-        assert not [client for client in clients if int(client["sub"]) or int(client["psub"])]
+
+        async def no_subscribed_connection() -> bool:  # a closed socket leaves Redis's list a moment later
+            clients = [client for client in await observer.client_list() if client["name"] == queue_name]
+            return not [client for client in clients if int(client["sub"]) or int(client["psub"])]
+
+        await wait_until(no_subscribed_connection, timeout=10, what="every subscription to be closed")
         await asyncio.wait_for(queue.disconnect(), 5)
     finally:
         await delete_redis_keys(observer, queue_name)
