@@ -12,6 +12,8 @@ Workers are off during the load: the queue has ``separate_process=True`` and no 
 and no worker process runs, so this measures the enqueue path (the broker round trip inside the request),
 not job processing. After each ``/enqueue`` run the queued jobs are counted (one per 2xx response) and
 deleted. Runs of the two handlers alternate round by round; the figures are medians over the rounds.
+Beside req/s it reports the server process's own CPU per request (``/proc/<pid>/stat``), whose ratio
+(without / with) holds even when wrk, the broker and other work compete for the machine's cores.
 Not a test: nothing here asserts.
 """
 
@@ -195,6 +197,15 @@ async def take_queued(dsn: str, queue_name: str) -> int:
         await queue.disconnect()
 
 
+def server_cpu_s(server: subprocess.Popen[bytes]) -> float:
+    """CPU seconds (user + system) the server process has used so far (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{server.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def bench_broker(broker: str, dsn: str, args: argparse.Namespace) -> dict[str, Any]:
     queue_name = f"bench-http-{os.getpid()}"
     port = free_port()
@@ -208,7 +219,10 @@ def bench_broker(broker: str, dsn: str, args: argparse.Namespace) -> dict[str, A
         for round_number in range(args.rounds):
             order = ("plain", "enqueue") if round_number % 2 == 0 else ("enqueue", "plain")
             for path in order:
+                cpu_before = server_cpu_s(server)
                 result = run_wrk(f"http://127.0.0.1:{port}/{path}", args.duration, args.connections)
+                # The server's own CPU per response: what the handler costs, whatever else shares the cores.
+                result["cpu_us"] = (server_cpu_s(server) - cpu_before) * 1e6 / max(1, result["requests"])
                 if path == "enqueue":
                     result["queued"] = asyncio.run(take_queued(dsn, queue_name))
                     ok = result["requests"] - result["non_2xx"]
@@ -219,20 +233,17 @@ def bench_broker(broker: str, dsn: str, args: argparse.Namespace) -> dict[str, A
     finally:
         stop_server(server)
         asyncio.run(take_queued(dsn, queue_name))
-    plain_rps = statistics.median(r["rps"] for r in runs["plain"])
-    enqueue_rps = statistics.median(r["rps"] for r in runs["enqueue"])
+    medians = {
+        path: {
+            figure: statistics.median(r[figure] for r in runs[path])
+            for figure in ("rps", "p50", "p99", "cpu_us")
+        }
+        for path in ("plain", "enqueue")
+    }
     return {
-        "plain": {
-            "rps": plain_rps,
-            "p50": statistics.median(r["p50"] for r in runs["plain"]),
-            "p99": statistics.median(r["p99"] for r in runs["plain"]),
-        },
-        "enqueue": {
-            "rps": enqueue_rps,
-            "p50": statistics.median(r["p50"] for r in runs["enqueue"]),
-            "p99": statistics.median(r["p99"] for r in runs["enqueue"]),
-        },
-        "ratio": enqueue_rps / plain_rps,
+        **medians,
+        "ratio": medians["enqueue"]["rps"] / medians["plain"]["rps"],
+        "cpu_ratio": medians["plain"]["cpu_us"] / medians["enqueue"]["cpu_us"],
         "rounds": runs,
         "requests": sum(r["requests"] for rs in runs.values() for r in rs),
         "errors": sum(r["non_2xx"] + r["socket_errors"] for rs in runs.values() for r in rs),
@@ -268,8 +279,11 @@ def main() -> None:
         f"{args.rounds} alternating rounds per handler (median); no worker running during the load"
     )
     print()
-    print("| broker | handler | req/s | latency p50 ms | latency p99 ms | requests (all rounds) |")
-    print("| --- | --- | ---: | ---: | ---: | ---: |")
+    print(
+        "| broker | handler | req/s | latency p50 ms | latency p99 ms | server CPU µs/request "
+        "| requests (all rounds) |"
+    )
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
     for broker, result in results.items():
         label = BROKER_LABELS.get(broker, broker)
         for path in ("plain", "enqueue"):
@@ -278,9 +292,13 @@ def main() -> None:
             title = "without enqueue" if path == "plain" else "with one enqueue"
             print(
                 f"| {label} | {title} | {figures['rps']:,.0f} | {figures['p50']:.2f} | "
-                f"{figures['p99']:.2f} | {count:,} |"
+                f"{figures['p99']:.2f} | {figures['cpu_us']:,.0f} | {count:,} |"
             )
-        print(f"| {label} | ratio with/without | {result['ratio']:.2f}x | | | |")
+        print(f"| {label} | ratio with/without | {result['ratio']:.2f}x | | | {result['cpu_ratio']:.2f}x | |")
+    print(
+        "\nThe CPU ratio is the server's CPU per request without / with the enqueue: the req/s ratio a"
+        " server would reach if nothing else (wrk, the broker, other work) competed for its cores."
+    )
     for broker, result in results.items():
         if result["errors"] or not result["jobs_match_responses"]:
             print(

@@ -188,6 +188,10 @@ def ratios(run: Run) -> list[tuple[str, float, str]]:
         for broker, result in run.data.get("results", {}).items():
             name = "Redis" if broker == "redis" else "PostgreSQL"
             found.append((f"R3 req/s with / without enqueue ({name})", result["ratio"], "higher"))
+            if "cpu_ratio" in result:  # the server's CPU per request, without / with: the load-proof figure
+                found.append(
+                    (f"R3 server CPU/request without / with enqueue ({name})", result["cpu_ratio"], "higher")
+                )
     elif run.key == "peers":
         found += peer_ratios(run.data.get("medians", {}), run.data.get("brokers", {}))
     elif run.key == "memory":
