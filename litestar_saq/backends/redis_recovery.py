@@ -17,7 +17,7 @@ from enum import Enum
 
 from saq.job import TERMINAL_STATUSES, Job, Status
 
-from litestar_saq.liveness import worker_died_on_this_host
+from litestar_saq.liveness import worker_died_on_this_host, worker_lives_on_this_host
 
 __all__ = ("OrphanJudge", "Verdict")
 
@@ -54,7 +54,11 @@ class OrphanJudge:
             if job.worker_id and worker_died_on_this_host(job.worker_id):
                 self._first_seen.pop(job_id, None)
                 return Verdict.ORPHANED  # its process is gone: no need to wait for its stats to expire
-            if job.worker_id and job.worker_id not in live_workers:
+            if (
+                job.worker_id
+                and job.worker_id not in live_workers
+                and not worker_lives_on_this_host(job.worker_id)  # its process is here: stats only late
+            ):
                 return Verdict.ORPHANED if self._suspect_long_enough(job_id) else Verdict.KEEP
             self._first_seen.pop(job_id, None)
             return Verdict.STUCK if job.stuck else Verdict.KEEP
