@@ -7,6 +7,7 @@ the backend say how to wait for a change, so a finished job wakes the caller at 
 from __future__ import annotations
 
 import asyncio
+from abc import abstractmethod
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
@@ -75,13 +76,13 @@ class WaitsOnChanges(Queue):
     ``watch_jobs`` (for :func:`map_jobs`). Both must see a change made just before they started.
     """
 
+    @abstractmethod
     async def listen_until(self, keys: list[str], callback: ListenCallback, poll_interval: float) -> None:
         """Call ``callback(key, status)`` with each job's status, then on every change, until it is truthy."""
-        raise NotImplementedError
 
+    @abstractmethod
     def watch_jobs(self, poll_interval: float) -> WatchJobs:
         """How to wait for the jobs of one ``map`` call; ``poll_interval``: the safety-net poll, if any."""
-        raise NotImplementedError
 
     async def listen(
         self,
