@@ -27,7 +27,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from benchmarks.bench_postgres import prepare_database, xact_commits
+from benchmarks.bench_postgres import BENCH_DATABASE, prepare_database, with_database, xact_commits
 from benchmarks.peer_systems import build
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -147,8 +147,11 @@ async def main() -> None:
     args = parser.parse_args()
     for name in ("saq", "litestar_saq", "pgqueuer", "streaq", "arq"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    bench_url = await prepare_database(args.database_url)
+    bench_url = with_database(args.database_url, BENCH_DATABASE)
     systems = build(REDIS_URL, bench_url, set(args.only.split(",")) if args.only else None)
+    if any(system.broker == "postgres" for system in systems):
+        # It recreates the benchmark schemas: a Redis-only run must not pull them from under another.
+        await prepare_database(args.database_url)
     rates: dict[str, dict[str, list[float]]] = {system.name: {} for system in systems}
     for round_number in range(args.rounds):
         shift = round_number % len(systems)
