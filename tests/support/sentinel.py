@@ -41,7 +41,7 @@ class SentinelSet:
     def start(self) -> None:
         binary = shutil.which("redis-server") or "/usr/bin/redis-server"
         if not Path(binary).exists():
-            pytest.fail("redis-server is not installed: apt-get install redis-server redis-sentinel (scripts/test installs them)")
+            pytest.fail("redis-server is not installed: apt-get install redis-server")
         for server in (self.primary, self.replica):
             server.dir.mkdir(parents=True, exist_ok=True)
         self.primary.start()
