@@ -24,7 +24,7 @@ from litestar_saq.backends import asyncpg_transactions as transactions
 from litestar_saq.backends.asyncpg_bulk import BulkInserts
 from litestar_saq.backends.asyncpg_fetcher import JobFetcher
 from litestar_saq.backends.asyncpg_finish_writes import FinishRow, FinishWrites
-from litestar_saq.backends.asyncpg_finishes import FinishNotices
+from litestar_saq.backends.asyncpg_finishes import FinishNotices, call_until_done
 from litestar_saq.backends.asyncpg_listener import NotificationListener
 from litestar_saq.backends.asyncpg_loop import on_queue_loop
 from litestar_saq.backends.asyncpg_pool import BROKER_DOWN_ERRORS, QueuePool, is_asyncpg_connection
@@ -32,7 +32,7 @@ from litestar_saq.backends.asyncpg_rows import NOT_GIVEN, QueueRows
 from litestar_saq.backends.asyncpg_schema import Executor, QueueSQL, migrate
 from litestar_saq.backends.asyncpg_starts import DeferredStarts
 from litestar_saq.backends.asyncpg_sweep import SweepLock
-from litestar_saq.backends.waiting import map_jobs
+from litestar_saq.backends.waiting import WaitsOnChanges, WatchJobs
 from litestar_saq.exceptions import UsageError
 from litestar_saq.liveness import fence_tokens
 
@@ -48,7 +48,7 @@ logger = logging.getLogger("litestar_saq.asyncpg")
 QueueT = TypeVar("QueueT", bound="AsyncpgQueue")
 
 
-class AsyncpgQueue(BulkInserts):
+class AsyncpgQueue(BulkInserts, WaitsOnChanges):
     """A SAQ queue on asyncpg, table-compatible with SAQ's ``PostgresQueue``.
 
     Args:
@@ -238,38 +238,19 @@ class AsyncpgQueue(BulkInserts):
         async with self._pool.connection(connection) as conn:
             return await self._rows.status(conn, key, for_update=for_update)
 
-    # -- waiting for jobs ------------------------------------------------------------------------
-    async def listen(
-        self,
-        job_keys: Iterable[str],
-        callback: ListenCallback,
-        timeout: float | None = 10,
-        poll_interval: float = 0.5,
-    ) -> None:
-        """Call ``callback(job_id, status)`` as ``job_keys`` change until it returns truthy.
+    # -- waiting for jobs (listen, map and apply: WaitsOnChanges) ---------------------------------
+    async def listen_until(self, keys: list[str], callback: ListenCallback, poll_interval: float) -> None:
+        """Call ``callback`` with each job's status, woken by the jobs' finish notifications.
 
-        Finished jobs wake the wait at once; ``poll_interval`` is the safety net for jobs finished by
-        workers that send no notification (SAQ's own psycopg workers).
+        ``poll_interval`` is the safety net for jobs finished by workers that send no notification (SAQ's
+        own psycopg workers).
         """
-        await self._finishes.listen(
-            self.jobs, list(job_keys), callback, self._listener, timeout, poll_interval
-        )
+        async with self._finishes.watching(keys, self._listener) as changed:
+            await call_until_done(self.jobs, keys, callback, changed, poll_interval)
 
-    async def map(
-        self,
-        job_or_func: str | Job,
-        iter_kwargs: Sequence[dict[str, Any]],
-        timeout: float | None = None,
-        return_exceptions: bool = False,
-        poll_interval: float = 0.5,
-        **kwargs: Any,
-    ) -> list[Any]:
-        """Enqueue one job per item of ``iter_kwargs`` and return their results in order, as SAQ does.
-
-        Waits on the jobs' notifications; ``poll_interval`` is the safety-net poll.
-        """
-        watch = self._finishes.watcher(self._listener, poll_interval)
-        return await map_jobs(self, job_or_func, iter_kwargs, kwargs, timeout, return_exceptions, watch)
+    def watch_jobs(self, poll_interval: float) -> WatchJobs:
+        """Wait on the jobs' finish notifications, or the ``poll_interval`` safety-net poll."""
+        return self._finishes.watcher(self._listener, poll_interval)
 
     async def _mark_waited(self, keys: list[str]) -> None:
         async with self._pool.connection() as connection:

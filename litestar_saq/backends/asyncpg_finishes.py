@@ -67,21 +67,6 @@ class FinishNotices:
             if not self._events and listener is not None:
                 await listener.unsubscribe(self._channel)
 
-    async def listen(
-        self,
-        read_jobs: ReadJobs,
-        keys: list[str],
-        callback: ListenCallback,
-        listener: NotificationListener | None,
-        timeout: float | None,
-        poll_interval: float,
-    ) -> None:
-        """SAQ's ``Queue.listen``, woken by finish notifications and re-reading every ``poll_interval``."""
-        async with self.watching(keys, listener) as changed:
-            await asyncio.wait_for(
-                call_until_done(read_jobs, keys, callback, changed, poll_interval), timeout or None
-            )
-
     def watcher(self, listener: NotificationListener | None, poll_interval: float) -> WatchJobs:
         """How :func:`~litestar_saq.backends.waiting.map_jobs` waits: a notification, or the next poll."""
 
