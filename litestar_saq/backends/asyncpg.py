@@ -22,6 +22,7 @@ from saq.utils import now, now_seconds
 
 from litestar_saq.backends import asyncpg_transactions as transactions
 from litestar_saq.backends.asyncpg_bulk import BulkInserts
+from litestar_saq.backends.asyncpg_enqueue_writes import EnqueueWrites
 from litestar_saq.backends.asyncpg_fetcher import JobFetcher
 from litestar_saq.backends.asyncpg_finish_writes import FinishRow, FinishWrites
 from litestar_saq.backends.asyncpg_finishes import FinishNotices, call_until_done
@@ -124,6 +125,7 @@ class AsyncpgQueue(BulkInserts, WaitsOnChanges):
         self._starts = DeferredStarts(self._store_start, name)
         self._finishes = FinishNotices(self._rows.done_channel, self._mark_waited)
         self._finishes_written = FinishWrites(self._write_finishes, BROKER_DOWN_ERRORS)
+        self._enqueues = EnqueueWrites(self._pool, self._rows, BROKER_DOWN_ERRORS, connect_timeout)
         self._sweep_lock = SweepLock(
             keyspace=saq_lock_keyspace, queue_name=name, orphan_grace_s=orphan_grace_s
         )
@@ -158,6 +160,7 @@ class AsyncpgQueue(BulkInserts, WaitsOnChanges):
         if self._listener is not None:
             await self._listener.stop()
         await fetcher.stop()
+        await self._enqueues.flush()
         await self._starts.flush()
         await self._finishes_written.flush()
         await self._sweep_lock.release(self._pool.sessions)
@@ -186,9 +189,8 @@ class AsyncpgQueue(BulkInserts, WaitsOnChanges):
         )
 
     async def _enqueue(self, job: Job) -> Job | None:
-        async with self._pool.connection(transactions.caller_connection()) as connection:
-            if not await self._rows.insert(connection, job, self.serialize(job)):
-                return None
+        if not await self._enqueues.insert(job, self.serialize(job)):  # with concurrent ones: one statement
+            return None
         if logger.isEnabledFor(logging.INFO):
             logger.info("Enqueuing %s", job.info(logger.isEnabledFor(logging.DEBUG)))
         return job
