@@ -147,8 +147,9 @@ class PgQueuer:
         async def noop(_job: Any) -> None:
             on_start()
 
+        # The same number of jobs at once as every other system; pgqueuer wants its cap ≥ 2 × its batch.
         self.run = asyncio.create_task(
-            self.manager.run(batch_size=concurrency, max_concurrent_tasks=2 * concurrency)
+            self.manager.run(batch_size=max(1, concurrency // 2), max_concurrent_tasks=concurrency)
         )
 
     async def settled(self) -> None:
