@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 from saq.job import Job, Status
 from saq.utils import now
 
+from litestar_saq.backends.job_dicts import new_job_key
 from litestar_saq.exceptions import InvalidTypeError, InvalidValueError
 
 if TYPE_CHECKING:
@@ -44,6 +45,8 @@ def job_of_item(queue: Queue, item: EnqueueItem, options: QueueJobOptions | None
             (fields if name in _JOB_FIELDS else task_kwargs)[name] = value
         if task_kwargs:
             fields["kwargs"] = task_kwargs
+        if "key" not in fields:
+            fields["key"] = new_job_key()  # as `enqueue` by name: SAQ's uuid1 default costs 4x
         job = Job(function=function, **fields)
     if job.queue and job.queue.name != queue.name:
         raise InvalidValueError(f"Job {job} registered to a different queue")
