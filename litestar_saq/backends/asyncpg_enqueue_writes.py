@@ -24,6 +24,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from litestar_saq.backends import asyncpg_transactions as transactions
+from litestar_saq.backends.deadline import within
 
 if TYPE_CHECKING:
     from saq.job import Job
@@ -73,16 +74,15 @@ class EnqueueWrites:
             async with self._pool.connection(connection) as conn:
                 return await self._rows.insert(conn, job, blob)
         entry: Pending = (job, blob, loop.create_future())
-        entry[2].add_done_callback(_mark_seen)
         self._queued.append(entry)
         if self._writer is None:
             self._loop, self._writer = loop, loop.create_task(self._write_all())
         try:
-            return await asyncio.shield(entry[2])
+            # Cancelling the caller cancels only its future: the writer task skips it and writes on.
+            return await entry[2]
         except asyncio.CancelledError:
             if entry in self._queued:  # not taken into a statement yet: withdrawn
                 self._queued.remove(entry)
-                entry[2].cancel()
             raise
 
     async def flush(self) -> None:
@@ -119,7 +119,7 @@ class EnqueueWrites:
 
     async def _write(self, taken: list[Pending]) -> None:
         try:
-            inserted = await asyncio.wait_for(self._statement(taken), self._timeout)
+            inserted = await within(self._statement(taken), self._timeout)
         except Exception as exc:
             # asyncpg's DataError (a job's value that cannot be sent) is an InterfaceError and a ValueError
             if len(taken) == 1 or (isinstance(exc, self._unreachable) and not isinstance(exc, ValueError)):
@@ -142,9 +142,3 @@ class EnqueueWrites:
                 return {job.key} if await self._rows.insert(conn, job, blob) else set()
             self.statements += 1
             return await self._rows.insert_many(conn, [job for job, _, _ in taken], [b for _, b, _ in taken])
-
-
-def _mark_seen(future: asyncio.Future[bool]) -> None:
-    """Mark a failed enqueue's error as retrieved: its caller may have been cancelled meanwhile."""
-    if not future.cancelled():
-        future.exception()

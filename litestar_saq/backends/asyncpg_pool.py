@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
+from litestar_saq.backends.deadline import within
 from litestar_saq.dsn import describe_broker
 from litestar_saq.exceptions import BrokerUnavailableError, InvalidValueError, MissingExtraError, UsageError
 
@@ -158,7 +159,7 @@ class QueuePool:
             BrokerUnavailableError: PostgreSQL did not answer; the message names the queue and ``failed``.
         """
         try:
-            return await asyncio.wait_for(operation, self._connect_timeout)
+            return await within(operation, self._connect_timeout)  # no task of its own (3.11+)
         except BROKER_DOWN_ERRORS as exc:
             raise BrokerUnavailableError(
                 f"queue {self._queue_name!r}: {failed}: PostgreSQL at {self.describe()} did not answer "
