@@ -3,9 +3,9 @@
 Jobs, stats, schema version, advisory-lock keys and NOTIFY payloads match SAQ 0.26's ``PostgresQueue``, so
 psycopg and asyncpg workers can serve one queue. What it does beyond SAQ lives in the ``asyncpg_*`` modules
 next to this one: batch dequeues (``fetcher``), held-back start writes (``starts``), finishes of several
-slots in one statement (``finish_writes``), per-job finish notifications (``finishes``), a LISTEN
-connection that survives its backend (``listener``), the sweep lock on its own connection (``sweep``)
-and enqueueing in the caller's transaction (``transactions``).
+slots in one statement (``finish_writes``), concurrent enqueues in one statement (``enqueue_writes``),
+per-job finish notifications (``finishes``), a LISTEN connection that survives its backend (``listener``),
+the sweep lock on its own connection (``sweep``) and enqueues in the caller's transaction (``transactions``).
 """
 
 from __future__ import annotations
