@@ -175,9 +175,9 @@ class JobFetcher:
                     return
                 # Shielded: once rows are marked active they must reach the buffer, even if the
                 # waiting caller is cancelled meanwhile (stop() puts back what nobody took).
-                got = await asyncio.shield(self._track(self._fetch_batch(wanted)))
+                got, more = await asyncio.shield(self._track(self._fetch_batch(wanted)))
                 self._last_fetch = asyncio.get_running_loop().time()
-                if got < wanted and not self._again:
+                if (got < wanted or not more) and not self._again:
                     self._drained = True
                     return
 
@@ -226,16 +226,22 @@ class JobFetcher:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def _fetch_batch(self, wanted: int) -> int:
-        """Mark up to ``wanted`` due jobs active in one transaction and buffer them; return how many."""
+    async def _fetch_batch(self, wanted: int) -> tuple[int, bool]:
+        """Mark up to ``wanted`` due jobs active in one transaction and buffer them.
+
+        Returns how many, and whether more were due: the query asks for one row more than wanted, so a
+        fetch that took the last due job says so, and no slot's ``returns_soon`` fetches an empty queue
+        again (that empty fetch, under way when the next enqueue's notification came, delayed its start).
+        """
         async with self._pool.acquire() as connection, _claim_transaction(connection):
-            rows = await self._rows.due(connection, self._priorities, wanted)
+            rows = await self._rows.due(connection, self._priorities, wanted + 1)
+            more = len(rows) > wanted
             if not rows:
-                return 0
+                return 0, False
             started = now()
             groups: set[str] = set()
             jobs: list[Job] = []
-            for key, blob, group_key in rows:
+            for key, blob, group_key in rows[:wanted]:
                 if group_key is not None:
                     if group_key in groups:
                         continue  # one job per group, so a group never runs two at once
@@ -254,7 +260,7 @@ class JobFetcher:
             self._buffer.put_nowait(job)
         if self._linger_check is None and self._buffer.qsize() > self.waiting:
             self._linger_check = asyncio.get_running_loop().call_later(LINGER_S, self._check_lingering)
-        return len(jobs)
+        return len(jobs), more
 
 
 @contextlib.asynccontextmanager
