@@ -62,25 +62,26 @@ async def assert_no_injection(page: Page) -> None:
 
 async def test_job_data_never_runs_script_in_saq_ui(page: Page, backend: str, queue_name: str) -> None:
     with serve_in_thread(make_app(queue_name, backend)) as base_url:
+        key = f"hostile-{queue_name}"  # SAQ's PostgreSQL table keys jobs by key alone, across queues
         try:
             async with httpx.AsyncClient(base_url=base_url) as client:
-                planted = await client.post("/test/plant", json={"queue": queue_name, "key": "hostile"})
+                planted = await client.post("/test/plant", json={"queue": queue_name, "key": key})
                 assert planted.status_code == 201, planted.text
 
             await page.goto(f"{base_url}/saq/queues/{queue_name}")
-            await expect(page.get_by_text("hostile", exact=True)).to_be_visible()
+            await expect(page.get_by_text(key, exact=True)).to_be_visible()
             # function and kwargs cells show the payload as text
             await expect(page.get_by_text("<img src=x id=pwned", exact=False).first).to_be_visible()
             await assert_no_injection(page)
 
-            await page.goto(f"{base_url}/saq/queues/{queue_name}/jobs/hostile")
-            await expect(page.get_by_role("heading", name="hostile")).to_be_visible()
+            await page.goto(f"{base_url}/saq/queues/{queue_name}/jobs/{key}")
+            await expect(page.get_by_role("heading", name=key)).to_be_visible()
             await expect(page.locator("details p").first).to_contain_text("innerHTML")  # result, as text
             await expect(page.locator("details p").last).to_contain_text("innerHTML")  # error, as text
             await assert_no_injection(page)
 
             await page.goto(f"{base_url}/saq/ops")
-            await page.get_by_placeholder("job key").fill("hostile")
+            await page.get_by_placeholder("job key").fill(key)
             await page.get_by_role("button", name="Find").click()
             await expect(page.locator("#lsaq-found tbody tr")).to_have_count(1)
             await assert_no_injection(page)

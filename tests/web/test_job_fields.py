@@ -28,8 +28,9 @@ def assert_flat(job: dict[str, Any]) -> None:
 async def test_every_job_field_is_flat_in_every_view(dashboard: Dashboard) -> None:
     assert dashboard.app is not None
     queue = dashboard.app.plugins.get(SAQPlugin).task_queues.get(dashboard.queue_name)
-    await plant_hostile_job(queue, "hostile")
     name = dashboard.queue_name
+    key = f"hostile-{name}"  # SAQ's PostgreSQL table keys jobs by key alone, across queues
+    await plant_hostile_job(queue, key)
 
     listed = (await dashboard.client.get(f"/saq/api/queues/{name}")).json()["queue"]
     (job,) = listed["jobs"]
@@ -37,14 +38,14 @@ async def test_every_job_field_is_flat_in_every_view(dashboard: Dashboard) -> No
     assert job["function"] == repr(PAYLOAD)
     assert job["kwargs"] == repr({"props": PAYLOAD["props"]})
 
-    shown = (await dashboard.client.get(f"/saq/api/queues/{name}/jobs/hostile")).json()["job"]
+    shown = (await dashboard.client.get(f"/saq/api/queues/{name}/jobs/{key}")).json()["job"]
     assert_flat(shown)
     for field in ("function", "error", "result", "meta"):
         assert shown[field] == repr(PAYLOAD), field
     assert shown["progress"] is None  # a number or nothing: SAQ's <progress> refuses anything else
     assert shown["status"] == Status.QUEUED.value
 
-    found = (await dashboard.client.get("/saq/api/jobs", params={"key": "hostile"})).json()["jobs"]
+    found = (await dashboard.client.get("/saq/api/jobs", params={"key": key})).json()["jobs"]
     assert_flat(found[0]["job"])
 
     for info in (await dashboard.client.get("/saq/api/queues")).json()["queues"]:
