@@ -147,7 +147,7 @@ class PgQueuer:
         async def noop(_job: Any) -> None:
             on_start()
 
-        # The same number of jobs at once as every other system; pgqueuer wants its cap ≥ 2 × its batch.
+        # As many jobs at once as every other system; pgqueuer wants its cap at least twice its batch.
         self.run = asyncio.create_task(
             self.manager.run(batch_size=max(1, concurrency // 2), max_concurrent_tasks=concurrency)
         )
