@@ -70,7 +70,7 @@ class QueueRows:
 
     async def insert_many(self, conn: Executor, jobs: Sequence[Job], blobs: Sequence[bytes]) -> set[str]:
         """Insert ``jobs`` (keys unique) as ``insert`` does, in one statement; the keys inserted."""
-        rows = await conn.fetch(
+        inserted = await conn.fetchval(
             self._sql.enqueue_many,
             [job.key for job in jobs],
             blobs,
@@ -80,7 +80,7 @@ class QueueRows:
             [int(job.scheduled or now_seconds()) for job in jobs],
             self.channel,
         )
-        return {row[0] for row in rows}
+        return set(inserted or ())
 
     async def due(
         self, conn: Executor, priorities: tuple[int, int], limit: int

@@ -232,7 +232,7 @@ class QueueSQL:
                 SELECT pg_notify($8, 'saq:enqueue') FROM inserted""",
             # $1 keys, $2 blobs, $3 queue, $4 priorities, $5 group keys, $6 scheduled, $7 channel; the
             # rule of `enqueue` for each row, one statement for the batch (keys unique within it). One
-            # notification: PostgreSQL folds equal ones of a transaction.
+            # notification if any row went in; the inserted keys come back as one array.
             enqueue_many=f"""
                 WITH inserted AS (
                     INSERT INTO {jobs} AS j (key, job, queue, status, priority, group_key, scheduled)
@@ -246,7 +246,9 @@ class QueueSQL:
                     WHERE j.status IN {TERMINAL} AND EXCLUDED.scheduled > j.scheduled
                     RETURNING key
                 )
-                SELECT key, pg_notify($7, 'saq:enqueue') FROM inserted""",
+                SELECT array_agg(key), (
+                    SELECT pg_notify($7, 'saq:enqueue') FROM (SELECT 1 FROM inserted LIMIT 1) AS any_inserted
+                ) FROM inserted""",
             # Jobs of a group with an active job wait; NOT EXISTS keeps ungrouped (NULL) jobs eligible.
             dequeue_select=f"""
                 SELECT key, job, group_key FROM {jobs} AS j

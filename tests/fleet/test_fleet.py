@@ -131,4 +131,3 @@ async def test_host_cut_off_for_10_s_rejoins_and_no_job_is_finished_twice(fleet:
     await fleet.enqueue(after, seconds=0.2)
     await fleet.wait_until_complete(after, timeout=60)
     assert any(run.host == cut.name for run in await fleet.runs() if run.key in set(after)), cut.log()[-3000:]
-
