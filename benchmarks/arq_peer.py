@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 POLL_DELAY_S = 0.01
+WARMUP_JOBS = 3  # latency jobs run first and not counted, as in peers.py
 
 
 async def main() -> None:
@@ -116,12 +117,13 @@ async def main() -> None:
         running = asyncio.create_task(arq_worker.async_run())
         await asyncio.sleep(0.5)  # let the worker reach its idle poll
         samples = []
-        for _ in range(args.latency_jobs):
+        for index in range(WARMUP_JOBS + args.latency_jobs):  # the first ones uncounted, as in peers.py
             begun.clear()
             before = time.perf_counter()
             await enqueue()
             await asyncio.wait_for(begun.wait(), 10)
-            samples.append((at[0] - before) * 1000)
+            if index >= WARMUP_JOBS:
+                samples.append((at[0] - before) * 1000)
         await stopped(running, arq_worker)
         results["p50"] = statistics.median(samples)
         results["p99"] = statistics.quantiles(samples, n=100)[98]
