@@ -26,16 +26,23 @@ from saq.queue.redis import RedisQueue as SAQRedisQueue
 
 from benchmarks.bench_postgres import asyncpg_factory, psycopg_factory
 from litestar_saq.backends.redis import RedisQueue
+from litestar_saq.worker import PluginWorker
 
+OURS_REDIS = "our RedisQueue + PluginWorker"
+OURS_POSTGRES = "our AsyncpgQueue + PluginWorker"
+"""What the plugin runs on each broker; ``run_all.py`` compares these with every peer."""
 SETTLE_POLL_S = 0.005
 """How often every PostgreSQL system's ``settled`` polls (the same for all: each poll is a commit)."""
 
 
 class SAQStyle:
-    """A SAQ ``Queue`` (ours or SAQ's) driven by a raw SAQ ``Worker``."""
+    """A SAQ ``Queue`` (ours or SAQ's) driven by a raw SAQ ``Worker`` (or ``worker_class``)."""
 
-    def __init__(self, name: str, broker: str, make: Callable[[], Any], bulk: bool) -> None:
+    def __init__(
+        self, name: str, broker: str, make: Callable[[], Any], bulk: bool, worker_class: Any = Worker
+    ) -> None:
         self.name, self.broker, self.make, self.bulk = name, broker, make, bulk
+        self.worker_class = worker_class
         self.queue: Any = None
         self.worker: Any = None
         self.polls = 0
@@ -77,7 +84,7 @@ class SAQStyle:
         async def noop(_ctx: Any) -> None:
             on_start()
 
-        self.worker = Worker(self.queue, [("noop", noop)], concurrency=concurrency)
+        self.worker = self.worker_class(self.queue, [("noop", noop)], concurrency=concurrency)
         self.worker.SIGNALS = []
         self.run = asyncio.create_task(self.worker.start())
 
@@ -253,6 +260,9 @@ def build(redis_url: str, bench_url: str, which: set[str] | None = None) -> list
         SAQStyle("our RedisQueue", "redis", named(RedisQueue.from_url), True),
         SAQStyle("SAQ PostgresQueue (psycopg)", "postgres", psycopg_factory(bench_url), False),
         SAQStyle("our AsyncpgQueue", "postgres", asyncpg_factory(bench_url), True),
+        # What the plugin runs: our queue with our worker (the rows above: SAQ's Worker on our queue).
+        SAQStyle(OURS_REDIS, "redis", named(RedisQueue.from_url), True, PluginWorker),
+        SAQStyle(OURS_POSTGRES, "postgres", asyncpg_factory(bench_url), True, PluginWorker),
     ]
     with contextlib.suppress(ImportError):
         import pgqueuer  # noqa: F401

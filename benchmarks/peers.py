@@ -3,7 +3,8 @@ enqueue→start latency, PostgreSQL commits per job.
 
     python benchmarks/peers.py [--jobs 3000] [--rounds 3] [--concurrency 20] [--pg-concurrency 10]
 
-Every SAQ-style queue is drained by the same raw SAQ ``Worker`` (no-op job). Rounds interleave the
+Every SAQ-style queue is drained by the same raw SAQ ``Worker``, and ours also by our
+``PluginWorker`` (what the plugin runs) (no-op job). Rounds interleave the
 systems so machine drift hits all alike; the table shows medians and the ratios against SAQ's own
 queue on the same broker. PostgreSQL runs in the database ``saq_bench`` (see bench_postgres.py);
 commits per job are pg_stat_database.xact_commit of that database over the drain (worker start to

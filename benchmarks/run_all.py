@@ -43,8 +43,9 @@ PACKAGES = ("litestar-saq", "saq", "litestar", "redis", "hiredis", "asyncpg", "p
 PEER_PACKAGES = ("pgqueuer", "streaq")
 PEERS_TITLE = "Peers — our queues beside SAQ, streaq, arq and pgqueuer"
 MEMORY_TITLE = "Memory broker — one worker draining memory://"
-OURS = {"redis": "our RedisQueue", "postgres": "our AsyncpgQueue"}
-"""Our queue on each broker in peers.py's table; every other system there is a peer."""
+OURS = {"redis": "our RedisQueue + PluginWorker", "postgres": "our AsyncpgQueue + PluginWorker"}
+"""What the plugin runs on each broker in peers.py's table (peer_systems.OURS_*); every system there
+whose name does not start with "our " is a peer."""
 
 
 @dataclass
@@ -219,7 +220,7 @@ def peer_ratios(
     found: list[tuple[str, float, str]] = []
     for peer, broker in brokers.items():
         ours = medians.get(OURS[broker])
-        if peer == OURS[broker] or ours is None:
+        if peer.startswith("our ") or ours is None:
             continue
         theirs = medians[peer]
         for metric, label, kind in (
