@@ -216,17 +216,24 @@ async def test_two_workers_never_run_a_job_twice(asyncpg_queues: MakeQueue, psyc
     assert max(runs.values()) == 1
 
 
+def _counting_echo() -> tuple[collections.Counter[str], Callable[..., Awaitable[int]]]:
+    """A task returning its ``a`` and the count of runs per job key it keeps."""
+    runs: collections.Counter[str] = collections.Counter()
+
+    async def count_run(ctx: Any, *, a: int) -> int:
+        runs[ctx["job"].key] += 1
+        return a
+
+    return runs, count_run
+
+
 async def test_a_burst_from_psycopg_runs_once_on_our_batching_worker(
     asyncpg_queues: MakeQueue, psycopg_queues: Any
 ) -> None:
     # Our worker claims several jobs per statement, claims a slot's next job while its finish is
     # written, and writes several finishes per statement (deletes included): SAQ reads each result.
     ours, theirs = await asyncpg_queues(), await psycopg_queues()
-    runs: collections.Counter[str] = collections.Counter()
-
-    async def count_run(ctx: Any, *, a: int) -> int:
-        runs[ctx["job"].key] += 1
-        return a
+    runs, count_run = _counting_echo()
 
     kept = [await theirs.enqueue("count_run", a=index, ttl=60) for index in range(60)]
     dropped = [await theirs.enqueue("count_run", a=index, ttl=-1) for index in range(20)]
@@ -252,11 +259,7 @@ async def test_a_bulk_enqueue_of_ours_runs_once_on_a_psycopg_worker(
     asyncpg_queues: MakeQueue, psycopg_queues: Any
 ) -> None:
     ours, theirs = await asyncpg_queues(), await psycopg_queues()
-    runs: collections.Counter[str] = collections.Counter()
-
-    async def count_run(ctx: Any, *, a: int) -> int:
-        runs[ctx["job"].key] += 1
-        return a
+    runs, count_run = _counting_echo()
 
     jobs = await ours.enqueue_many([("count_run", {"a": index}) for index in range(80)])
     assert all(job is not None for job in jobs)
