@@ -149,7 +149,9 @@ class JobFetcher:
         if payload != ENQUEUE:
             return
         self._drained = False
-        if self.waiting > self._buffer.qsize():
+        if self._lock.locked():
+            self._again = True
+        elif self.waiting + self.returning > self._buffer.qsize():
             self.fetch_soon()
 
     def fetch_soon(self) -> None:

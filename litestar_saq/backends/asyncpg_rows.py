@@ -168,7 +168,7 @@ class QueueRows:
 
     async def mark_waited(self, conn: Executor, keys: list[str]) -> None:
         """Have the finish of the unfinished jobs among ``keys`` notify the done channel."""
-        await conn.execute(self._sql.mark_waited, keys, self._queue)
+        await conn.execute(self._sql.mark_waited, keys, self._queue, self.channel)
 
     async def store_start(self, conn: Executor, job: Job, blob: bytes) -> None:
         """Store a running job's blob, unless a finish, retry or abort was stored meanwhile."""

@@ -322,10 +322,17 @@ class QueueSQL:
                     SELECT * FROM updated UNION ALL SELECT * FROM deleted
                 )
                 {notify_done("$7", "$8")}""",
+            # The mark locks its rows for a moment, and a claim meanwhile skips them (SKIP LOCKED) and
+            # may find the queue empty: a queued job marked is announced again once the lock is gone.
             mark_waited=f"""
-                UPDATE {jobs} SET expire_at = {WAITED}
-                WHERE key = ANY($1::text[]) AND queue = $2 AND status IN {INCOMPLETE_OR_ABORTING}
-                  AND expire_at IS DISTINCT FROM {WAITED}""",
+                WITH marked AS (
+                    UPDATE {jobs} SET expire_at = {WAITED}
+                    WHERE key = ANY($1::text[]) AND queue = $2 AND status IN {INCOMPLETE_OR_ABORTING}
+                      AND expire_at IS DISTINCT FROM {WAITED}
+                    RETURNING status
+                )
+                SELECT pg_notify($3, 'saq:enqueue')
+                FROM (SELECT 1 FROM marked WHERE status = 'queued' LIMIT 1) AS any_queued""",
             job=f"SELECT job, status FROM {jobs} WHERE key = $1 AND queue = $2",
             jobs=f"SELECT key, job, status FROM {jobs} WHERE key = ANY($1::text[]) AND queue = $2",
             iter_jobs=f"""
