@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 from saq.job import Status
 from saq.utils import now
 
+from litestar_saq.backends.deadline import within
 from litestar_saq.exceptions import TaskDefinitionError
 
 if TYPE_CHECKING:
@@ -184,7 +185,7 @@ async def _send_heartbeats(job: Job, interval: float, stop: asyncio.Event) -> No
     failures = 0
     while True:
         try:
-            await asyncio.wait_for(stop.wait(), timeout=interval)
+            await within(stop.wait(), interval)
             return
         except asyncio.TimeoutError:
             pass

@@ -12,6 +12,7 @@ from saq.job import Job, Status
 from saq.utils import now
 
 from litestar_saq.backends.asyncpg_listener import ENQUEUE
+from litestar_saq.backends.deadline import within
 from litestar_saq.liveness import dequeuer_id
 
 if TYPE_CHECKING:
@@ -116,7 +117,7 @@ class JobFetcher:
                 if not self._buffer.empty():
                     return self._taken(self._buffer.get_nowait())
                 with contextlib.suppress(asyncio.TimeoutError):
-                    return self._taken(await asyncio.wait_for(self._buffer.get(), wait))
+                    return self._taken(await within(self._buffer.get(), wait))
         finally:
             self.waiting -= 1
         return None

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from saq.job import Job
 
+from litestar_saq.backends.deadline import within
 from litestar_saq.backends.waiting import WaitForChange, WatchJobs
 
 if TYPE_CHECKING:
@@ -101,7 +102,7 @@ async def call_until_done(
             if stop:
                 return
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(changed.wait(), poll_interval)
+            await within(changed.wait(), poll_interval)
 
 
 async def changed_or_polled(changed: asyncio.Event, poll_interval: float) -> None:

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from saq.job import TERMINAL_STATUSES, Job, Status
 
 from litestar_saq.backends import memory_store as store
+from litestar_saq.backends.deadline import within
 from litestar_saq.backends.memory_store import RUNNING_STATUSES, StoredJob
 from litestar_saq.backends.waiting import WaitForChange, WaitsOnChanges, WatchJobs, is_terminal_status
 from litestar_saq.exceptions import InvalidValueError, QueueUrlError, UsageError
@@ -192,7 +193,7 @@ class MemoryQueue(JobOptionsQueue, WaitsOnChanges):
             if remaining is not None and remaining <= 0:
                 return None
             try:
-                await asyncio.wait_for(self._job_ready.wait(), remaining)
+                await within(self._job_ready.wait(), remaining)
             except asyncio.TimeoutError:
                 return None
         # No await from here on, so a cancellation cannot strike between taking the job and returning it.

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 
 from saq.job import Job, Status
 
+from litestar_saq.backends.deadline import within
+
 if TYPE_CHECKING:
     from saq.types import ListenCallback
 
@@ -140,7 +142,7 @@ class StatusListeners:
                 inbox.put_nowait((key, status))
         try:
             if keys:
-                await asyncio.wait_for(_deliver(inbox, callback), timeout or None)
+                await within(_deliver(inbox, callback), timeout or None)
         finally:
             for key in keys:
                 inboxes = self._inboxes[key]

@@ -10,14 +10,21 @@ worker finished meanwhile). Here each wait has a subscription of its own, and th
 3. take the statuses published since, and read the stored ones again whenever ``poll_interval``
    passes without one (a safety net: e.g. a status published while the pub/sub connection dropped).
 
-The subscription's connection is closed when the wait ends, however it ends (returned, timed out,
-cancelled), so no task is left reading it.
+The subscription is read by a task of its own, which the waiting caller never cancels: on Python 3.11
+a cancellation that lands in redis-py's connect or send (its ``asyncio.wait_for``) can be lost, and a
+``listen(timeout=None)`` cancelled there went on waiting for ever. The caller waits on plain futures
+instead, and when the wait ends, however it ends (returned, timed out, cancelled), it closes the
+subscription: the reading task stops and its connection is closed, so no subscription is left.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import inspect
+import logging
+import math
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from saq.job import Status
@@ -28,45 +35,104 @@ from litestar_saq.backends.waiting import WaitForChange, WaitsOnChanges, WatchJo
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
-    from redis.asyncio.client import PubSub, Redis
+    from redis.asyncio.client import Redis
+    from redis.asyncio.connection import AbstractConnection
     from saq.types import ListenCallback
 
 __all__ = ("RedisJobWaits", "StatusSubscription", "call_until_done", "status_subscription", "watcher")
 
+logger = logging.getLogger("litestar_saq")
+
 
 class StatusSubscription:
-    """The statuses published on a set of job channels, read from one pub/sub connection."""
+    """The statuses published on a set of job channels, read by a task of its own on one connection.
 
-    def __init__(self, pubsub: PubSub) -> None:
-        self._pubsub = pubsub
+    Args:
+        redis: the queue's client (a connection is taken from its pool for the subscription).
+        channels: the job channels to subscribe to.
+    """
+
+    def __init__(self, redis: Redis, channels: Sequence[str]) -> None:
+        self._pool = redis.connection_pool
+        self._channels = list(dict.fromkeys(channels))
+        self._changes: deque[tuple[str, Status]] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._closed = False
+        self.confirmed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        """Done once Redis confirmed every subscription (or with the error that prevented it)."""
+        self.reader = asyncio.ensure_future(self._read())
 
     async def next_change(self, timeout: float) -> tuple[str, Status] | None:
         """The next ``(job id, status)`` published, or ``None`` if ``timeout`` seconds pass without one."""
-        message = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=timeout)
-        if message is None or message.get("type") != "message":
-            return None
-        return _text(message["channel"]), Status[_text(message["data"]).upper()]
+        if not self._changes:
+            loop = asyncio.get_running_loop()
+            self._waiter = waiter = loop.create_future()
+            timer = loop.call_later(timeout, _resolve, waiter)
+            try:
+                await waiter
+            finally:
+                timer.cancel()
+                self._waiter = None
+        return self._changes.popleft() if self._changes else None
 
     async def until_change(self, timeout: float) -> None:
         """Return once a status was published, or after ``timeout`` seconds."""
         await self.next_change(timeout)
 
+    def close(self) -> None:
+        """Stop reading and close the subscription's connection (at once; nothing here waits)."""
+        self._closed = True
+        self.reader.cancel()  # if this cancellation is lost (see the module), the reader sees _closed
+
+    async def _read(self) -> None:
+        connection: AbstractConnection | None = None
+        try:
+            connection = await self._pool.get_connection()  # type: ignore[no-untyped-call]  # redis-py: decorator drops the types
+            unconfirmed = set(self._channels)
+            if not self._closed:
+                await connection.send_command("SUBSCRIBE", *self._channels)
+            while not self._closed:
+                # math.inf: no read timeout, not even the client's socket_timeout (an idle wait is fine)
+                reply = await connection.read_response(timeout=math.inf, push_request=True)
+                self._on_reply(reply, unconfirmed)
+        except BaseException as exc:
+            if not self.confirmed.done():
+                self.confirmed.set_exception(exc)
+                self.confirmed.exception()  # retrieved: a caller that stopped waiting does not care
+            elif not self._closed and not isinstance(exc, asyncio.CancelledError):
+                # The caller goes on with its polls; a dropped connection is what they are for.
+                logger.debug("a job status subscription ended: %r; waits fall back to polling", exc)
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            if connection is not None:
+                # A subscribed connection never goes back to the pool as it is.
+                await connection.disconnect(nowait=True)
+                await self._pool.release(connection)
+
+    def _on_reply(self, reply: Any, unconfirmed: set[str]) -> None:
+        if not isinstance(reply, (list, tuple)) or len(reply) < 3:
+            return
+        kind, channel = _text(reply[0]), _text(reply[1])
+        if kind == "subscribe":
+            unconfirmed.discard(channel)
+            if not unconfirmed and not self.confirmed.done():
+                self.confirmed.set_result(None)
+        elif kind == "message":
+            self._changes.append((channel, Status[_text(reply[2]).upper()]))
+            if self._waiter is not None:
+                _resolve(self._waiter)
+
 
 @contextlib.asynccontextmanager
 async def status_subscription(redis: Redis, job_ids: Sequence[str]) -> AsyncIterator[StatusSubscription]:
     """Subscribe to the status channels of ``job_ids`` and yield once Redis confirmed each of them."""
-    pubsub = redis.pubsub()
+    subscription = StatusSubscription(redis, job_ids)
     try:
-        channels = list(dict.fromkeys(job_ids))
-        await pubsub.subscribe(*channels)
-        confirmed = 0
-        while confirmed < len(channels):
-            message = await pubsub.get_message(timeout=None)
-            if message is not None and message.get("type") == "subscribe":
-                confirmed += 1
-        yield StatusSubscription(pubsub)
+        await subscription.confirmed
+        yield subscription
     finally:
-        await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
+        subscription.close()
 
 
 async def call_until_done(
@@ -131,6 +197,11 @@ async def _stops(callback: ListenCallback, key: str, status: Status) -> bool:
     if inspect.isawaitable(outcome):
         outcome = await outcome
     return bool(outcome)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def _text(value: Any) -> str:

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 from saq.job import TERMINAL_STATUSES, UNSUCCESSFUL_TERMINAL_STATUSES, Job, Status, get_default_job_key
 from saq.queue import JobError, Queue
 
+from litestar_saq.backends.deadline import within
+
 if TYPE_CHECKING:
     from saq.types import ListenCallback
 
@@ -66,7 +68,7 @@ async def map_jobs(
                     await wait_for_change(unfinished)
         return [results[key] for key in keys]
 
-    return await asyncio.wait_for(enqueue_and_collect(), timeout)
+    return await within(enqueue_and_collect(), timeout)
 
 
 class WaitsOnChanges(Queue):
@@ -97,8 +99,12 @@ class WaitsOnChanges(Queue):
         ``timeout`` seconds (falsy: never). ``poll_interval`` is the backend's safety-net poll, if any.
         """
         keys = list(dict.fromkeys(job_keys))
-        if keys:
-            await asyncio.wait_for(self.listen_until(keys, callback, poll_interval), timeout or None)
+        if not keys:
+            return
+        if timeout:  # not asyncio.wait_for: up to Python 3.11 it can lose a cancellation of the caller
+            await within(self.listen_until(keys, callback, poll_interval), timeout)
+        else:
+            await self.listen_until(keys, callback, poll_interval)
 
     async def map(
         self,

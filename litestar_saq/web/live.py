@@ -32,6 +32,7 @@ from litestar.exceptions import HTTPException
 from litestar.response import ServerSentEvent
 from litestar.response.sse import ServerSentEventMessage
 
+from litestar_saq.backends.deadline import within
 from litestar_saq.dsn import redact
 
 if TYPE_CHECKING:
@@ -111,7 +112,7 @@ class Feed:
         failing = False
         while not self.stopped:
             try:
-                states = await asyncio.wait_for(self.read(self), max(READ_TIMEOUT_S, 2 * self.interval_s))
+                states = await within(self.read(self), max(READ_TIMEOUT_S, 2 * self.interval_s))
             except Exception as exc:  # the broker is down or slow: say so on the page, keep trying
                 self.failed_reads += 1
                 reason = redact(" ".join(f"{type(exc).__name__}: {exc}".split()))
@@ -209,7 +210,7 @@ class LiveHub:
                 yield _message("end", {"reason": "web_live_max_stream_s reached; reconnect"})
                 return
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(subscriber.wake.wait(), min(self.settings.heartbeat_s, remaining))
+                await within(subscriber.wake.wait(), min(self.settings.heartbeat_s, remaining))
             subscriber.wake.clear()
             if not subscriber.pending:
                 if not self.closed and loop.time() < deadline:

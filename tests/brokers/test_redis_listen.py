@@ -63,3 +63,20 @@ async def test_a_wait_with_no_keys_returns_and_a_missing_job_times_out(redis_que
         assert loop.time() - started < 2
     else:
         raise AssertionError("listen on a missing job returned instead of timing out")
+
+
+async def test_a_wait_cancelled_at_any_point_ends_at_once(redis_queue: RedisQueue) -> None:
+    # Cancelled after 0..8 turns of the loop: in redis-py's connect, its handshake, the SUBSCRIBE or the
+    # read. On Python 3.11 a cancellation landing in redis-py's own asyncio.wait_for was lost and a wait
+    # without a timeout went on for ever (seen as a 120 s test timeout in CI).
+    waiting = await redis_queue.enqueue("never_runs", timeout=5)
+    assert waiting is not None
+    for number in range(270):
+        turns = number % 9
+        listening = asyncio.ensure_future(redis_queue.listen([waiting.key], _is_terminal, timeout=None))
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        listening.cancel()
+        done, _ = await asyncio.wait({listening}, timeout=5)
+        assert done, f"a wait cancelled after {turns} loop turns went on waiting"
+        assert listening.cancelled(), f"a wait cancelled after {turns} loop turns did not end cancelled"
