@@ -43,6 +43,9 @@ __all__ = ("RedisJobWaits", "StatusSubscription", "call_until_done", "status_sub
 
 logger = logging.getLogger("litestar_saq")
 
+_READING: set[asyncio.Task[None]] = set()
+"""The subscriptions' reading tasks until they end (a closed subscription's reader ends on its own)."""
+
 
 class StatusSubscription:
     """The statuses published on a set of job channels, read by a task of its own on one connection.
@@ -61,6 +64,8 @@ class StatusSubscription:
         self.confirmed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         """Done once Redis confirmed every subscription (or with the error that prevented it)."""
         self.reader = asyncio.ensure_future(self._read())
+        _READING.add(self.reader)  # the loop keeps only weak references to tasks
+        self.reader.add_done_callback(_READING.discard)
 
     async def next_change(self, timeout: float) -> tuple[str, Status] | None:
         """The next ``(job id, status)`` published, or ``None`` if ``timeout`` seconds pass without one."""
