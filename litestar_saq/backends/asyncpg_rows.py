@@ -180,7 +180,8 @@ class QueueRows:
         """Store ``blob`` and ``status`` (``None``: keep the stored one); back to QUEUED notifies when due."""
         scheduled = int(job.scheduled)
         if status is None:
-            await conn.execute(self._sql.update_keep_status, blob, scheduled, job.key, self._queue)
+            fence = fence_tokens(job.worker_id)
+            await conn.execute(self._sql.update_keep_status, blob, scheduled, job.key, self._queue, *fence)
         elif status == Status.QUEUED:
             due_by = int(now_seconds())
             fence = fence_tokens(job.worker_id)

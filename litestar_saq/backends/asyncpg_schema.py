@@ -291,7 +291,11 @@ class QueueSQL:
                 UPDATE {jobs} SET job = $1
                 WHERE key = $2 AND queue = $3 AND status = 'active'
                   AND {held_by_writer("$4", "$5", finishing=True)}""",
-            update_keep_status=f"UPDATE {jobs} SET job = $1, scheduled = $2 WHERE key = $3 AND queue = $4",
+            # A progress or heartbeat write: dropped when it comes late, from a worker whose job was
+            # taken back and runs elsewhere now (it would put its worker id back and win the fence).
+            update_keep_status=f"""
+                UPDATE {jobs} SET job = $1, scheduled = $2
+                WHERE key = $3 AND queue = $4 AND {held_by_writer("$5", "$6", finishing=False)}""",
             # $1 keys, $2 blobs (NULL: delete the row, a negative ttl), $3 statuses, $4 scheduled,
             # $5 expire_at, $6 queue, $7 done channel, $8 queue channel, $9 $10 the fence tokens of
             # each finishing worker: `finish` and `delete` for a batch (keys unique), one statement, one

@@ -13,6 +13,8 @@
   the worker's CPU. A worker's finish (ARGV[4], ARGV[5]: its fence tokens, see ``liveness``) is
   dropped unless the job is still in ``active`` and its blob still carries a token: a worker cut off
   or frozen past its stats ttl must not finish a job the sweep took back and another worker runs.
+  A progress write with tokens (ARGV[3], ARGV[4]) is dropped the same way unless the stored blob
+  carries one (it would put the cut-off worker's id back, and its late finish would then count).
 """
 
 from __future__ import annotations
@@ -81,6 +83,13 @@ return 1
 """
 
 WRITE = """
+local token, process_token = ARGV[3] or '', ARGV[4] or ''
+if token ~= '' then
+    local stored = redis.call('GET', KEYS[1])
+    local held = stored and (string.find(stored, token, 1, true)
+        or (process_token ~= '' and string.find(stored, process_token, 1, true)))
+    if not held then return 0 end
+end
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('PUBLISH', KEYS[1], ARGV[2])
 return 1

@@ -85,8 +85,11 @@ class RedisJobWrites(SAQRedisQueue):
 
     async def _update(self, job: Job, status: Status | None = None, **kwargs: Any) -> None:
         """Write ``job`` and publish its status in one round trip (SAQ: two)."""
+        tokens: tuple[bytes, ...] = ()
         if not status:
             stored = await self.job(job.key)  # the stored status wins, so a progress write keeps an abort
             status = stored.status if stored else None
+            fence, fence_process = fence_tokens(job.worker_id)  # and a late one is dropped (see WRITE)
+            tokens = (fence or b"", fence_process or b"")
         job.status = status or job.status
-        await self.scripts.run(self._write_script, (job.id,), (self.serialize(job), job.status))
+        await self.scripts.run(self._write_script, (job.id,), (self.serialize(job), job.status, *tokens))

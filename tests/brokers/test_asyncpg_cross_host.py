@@ -129,10 +129,13 @@ async def test_late_finish_and_retry_of_a_job_taken_back_are_dropped(asyncpg_que
     assert taken is not None and taken.key == key
     taken.worker_id, taken.attempts = taker, 2
     await queue.update(taken, status=Status.ACTIVE, expire_at=None)
+    await queue.update(taken, progress=0.25)  # the taker's own progress write lands
+    await queue.update(stale, progress=0.9, meta={"from": "cut-off"})  # a late progress write does not
     await queue.finish(stale, Status.COMPLETE, result="cut-off")
     await queue.retry(stale, error="late retry")
     running = await queue.job(key)
     assert running is not None and (running.status, running.worker_id) == (Status.ACTIVE, taker)
+    assert (running.progress, running.meta) == (0.25, {})
     await queue.finish(taken, Status.COMPLETE, result="taker")
     done = await queue.job(key)
     assert done is not None and (done.status, done.result) == (Status.COMPLETE, "taker")

@@ -34,9 +34,12 @@ async def test_late_finish_of_a_job_taken_back_is_dropped(redis_queue: RedisQueu
     stored = await redis_queue.job(key)
     assert stored is not None and stored.status == Status.QUEUED
     taker = await _run_as(redis_queue, "near-host.2-200-bbbbbbbb")
+    await redis_queue.update(taker, progress=0.25)  # the taker's own progress write lands
+    await redis_queue.update(copy.copy(stale), progress=0.9, meta={"from": "cut-off"})  # a late one not
     await redis_queue.finish(copy.copy(stale), Status.COMPLETE, result="late, job rerun")
     stored = await redis_queue.job(key)
     assert stored is not None and (stored.status, stored.worker_id) == (Status.ACTIVE, taker.worker_id)
+    assert (stored.progress, stored.meta) == (0.25, {})
     await redis_queue.finish(taker, Status.COMPLETE, result="taker")
     stored = await redis_queue.job(key)
     assert stored is not None and (stored.status, stored.result) == (Status.COMPLETE, "taker")
