@@ -28,9 +28,10 @@ from litestar_saq.backends.asyncpg_finish_writes import FinishRow, FinishWrites
 from litestar_saq.backends.asyncpg_finishes import FinishNotices, call_until_done
 from litestar_saq.backends.asyncpg_listener import NotificationListener
 from litestar_saq.backends.asyncpg_loop import on_queue_loop
+from litestar_saq.backends.asyncpg_migrations import migrate
 from litestar_saq.backends.asyncpg_pool import BROKER_DOWN_ERRORS, QueuePool, is_asyncpg_connection
 from litestar_saq.backends.asyncpg_rows import NOT_GIVEN, QueueRows
-from litestar_saq.backends.asyncpg_schema import Executor, QueueSQL, migrate
+from litestar_saq.backends.asyncpg_schema import Executor, QueueSQL
 from litestar_saq.backends.asyncpg_starts import DeferredStarts
 from litestar_saq.backends.asyncpg_sweep import SweepLock
 from litestar_saq.backends.waiting import WaitsOnChanges, WatchJobs

@@ -18,8 +18,7 @@ from saq.job import Status
 
 from litestar_saq.backends.asyncpg import AsyncpgQueue
 from litestar_saq.backends.asyncpg_listener import channel_name
-from litestar_saq.backends.asyncpg_schema import MigrationLockTimeout
-from litestar_saq.exceptions import BrokerUnavailableError
+from litestar_saq.exceptions import BrokerUnavailableError, MigrationLockTimeout
 from tests.support.poll import wait_until
 from tests.support.workers import running_worker
 
