@@ -249,7 +249,7 @@ class AsyncpgQueue(BulkInserts, WaitsOnChanges):
         own psycopg workers).
         """
         async with self._finishes.watching(keys, self._listener) as changed:
-            await call_until_done(self.jobs, keys, callback, changed, poll_interval)
+            await call_until_done(self.read_waited, keys, callback, changed, poll_interval)
 
     def watch_jobs(self, poll_interval: float) -> WatchJobs:
         """Wait on the jobs' finish notifications, or the ``poll_interval`` safety-net poll."""

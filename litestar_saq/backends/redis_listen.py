@@ -13,8 +13,9 @@ worker finished meanwhile). Here each wait has a subscription of its own, and th
 The subscription is read by a task of its own, which the waiting caller never cancels: on Python 3.11
 a cancellation that lands in redis-py's connect or send (its ``asyncio.wait_for``) can be lost, and a
 ``listen(timeout=None)`` cancelled there went on waiting for ever. The caller waits on plain futures
-instead, and when the wait ends, however it ends (returned, timed out, cancelled), it closes the
-subscription: the reading task stops and its connection is closed, so no subscription is left.
+instead (the stored statuses too are read in a task of their own, see ``read_waited``), and when the
+wait ends, however it ends (returned, timed out, cancelled), it closes the subscription: the reading
+task stops and its connection is closed, so no subscription is left.
 """
 
 from __future__ import annotations
@@ -190,7 +191,7 @@ class RedisJobWaits(WaitsOnChanges, SAQRedisQueue):
             )
 
     async def _statuses(self, keys: list[str]) -> list[Status | None]:
-        return [None if job is None else job.status for job in await self.jobs(keys)]
+        return [None if job is None else job.status for job in await self.read_waited(keys)]
 
     def watch_jobs(self, poll_interval: float) -> WatchJobs:
         """Subscribe to the jobs' status channels before their first read; poll every ``poll_interval``."""

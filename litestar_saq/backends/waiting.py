@@ -41,6 +41,7 @@ async def map_jobs(
     timeout: float | None,
     return_exceptions: bool,
     watch: WatchJobs,
+    read: Callable[[list[str]], Awaitable[list[Job | None]]],
 ) -> list[Any]:
     """Enqueue one job per item of ``iter_kwargs`` (over ``defaults``) and return their results in order.
 
@@ -57,7 +58,7 @@ async def map_jobs(
         results: dict[str, Any] = {}
         async with watch(keys) as wait_for_change:
             while pending := [key for key in dict.fromkeys(keys) if key not in results]:
-                for key, job in zip(pending, await queue.jobs(pending), strict=True):
+                for key, job in zip(pending, await read(pending), strict=True):
                     if job is not None and job.status in UNSUCCESSFUL_TERMINAL_STATUSES:
                         if not return_exceptions:
                             raise JobError(job)
@@ -85,6 +86,18 @@ class WaitsOnChanges(Queue):
     @abstractmethod
     def watch_jobs(self, poll_interval: float) -> WatchJobs:
         """How to wait for the jobs of one ``map`` call; ``poll_interval``: the safety-net poll, if any."""
+
+    async def read_waited(self, keys: list[str]) -> list[Job | None]:
+        """Read the jobs a wait needs in a task of their own, so no cancellation of the waiter is lost.
+
+        A read may open a connection, and on Python 3.11 a cancellation landing in a client library's
+        ``asyncio.wait_for`` (redis-py's connect and send, a pool's acquire) can be lost: a wait (or its
+        timeout, itself a cancellation) then went on polling for ever. The waiter awaits the read through
+        ``asyncio.shield`` and so always gets its cancellation; the read ends by itself.
+        """
+        read = asyncio.ensure_future(self.jobs(keys))
+        read.add_done_callback(_consume_outcome)
+        return await asyncio.shield(read)
 
     async def listen(
         self,
@@ -120,4 +133,11 @@ class WaitsOnChanges(Queue):
         Woken when the jobs change (see ``watch_jobs``) instead of reading them every ``poll_interval``.
         """
         watch = self.watch_jobs(poll_interval)
-        return await map_jobs(self, job_or_func, iter_kwargs, kwargs, timeout, return_exceptions, watch)
+        return await map_jobs(
+            self, job_or_func, iter_kwargs, kwargs, timeout, return_exceptions, watch, self.read_waited
+        )
+
+
+def _consume_outcome(read: asyncio.Future[Any]) -> None:
+    if not read.cancelled():
+        read.exception()  # retrieved: a read whose waiter was cancelled meanwhile has nobody to tell

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Iterable
 
 from redis import asyncio as aioredis
-from saq.job import Status
+from saq.job import Job, Status
 
 from litestar_saq.backends.redis import RedisQueue
 from tests.support.brokers import delete_redis_keys
@@ -80,3 +81,36 @@ async def test_a_wait_cancelled_at_any_point_ends_at_once(redis_queue: RedisQueu
         done, _ = await asyncio.wait({listening}, timeout=5)
         assert done, f"a wait cancelled after {turns} loop turns went on waiting"
         assert listening.cancelled(), f"a wait cancelled after {turns} loop turns did not end cancelled"
+
+
+class _LosesCancellations(RedisQueue):
+    """A queue whose job reads swallow a cancellation, as redis-py's connect can on Python 3.11."""
+
+    async def jobs(self, job_keys: Iterable[str]) -> list[Job | None]:
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(0.05)  # stands for a connect whose asyncio.wait_for loses the cancellation
+        return await super().jobs(job_keys)
+
+
+async def test_a_wait_ends_on_time_even_when_a_read_loses_its_cancellation(
+    redis_url: str, queue_name: str
+) -> None:
+    queue = _LosesCancellations.from_url(redis_url, name=queue_name)
+    await queue.connect()
+    try:
+        waiting = await queue.enqueue("never_runs", timeout=5)
+        assert waiting is not None
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with contextlib.suppress(asyncio.TimeoutError):  # its timeout comes while it reads the job
+            await asyncio.wait_for(queue.listen([waiting.key], _is_terminal, timeout=0.01), 5)
+            raise AssertionError("the wait returned although its job never ran")
+        assert loop.time() - started < 2, "the wait went on after its timeout"
+        listening = asyncio.ensure_future(queue.listen([waiting.key], _is_terminal, timeout=None))
+        await asyncio.sleep(0.01)  # the cancellation lands in its first read (50 ms); any point would do
+        listening.cancel()
+        done, _ = await asyncio.wait({listening}, timeout=5)
+        assert done and listening.cancelled(), "a cancelled wait went on waiting"
+    finally:
+        await delete_redis_keys(queue.redis, queue_name)
+        await queue.disconnect()
