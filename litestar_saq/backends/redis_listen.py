@@ -63,7 +63,7 @@ class StatusSubscription:
         self._waiter: asyncio.Future[None] | None = None
         self._closed = False
         self.confirmed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        """Done once Redis confirmed every subscription (or with the error that prevented it)."""
+        """Done once Redis confirmed every subscription, or once subscribing failed (then: polls only)."""
         self.reader = asyncio.ensure_future(self._read())
         _READING.add(self.reader)  # the loop keeps only weak references to tasks
         self.reader.add_done_callback(_READING.discard)
@@ -102,14 +102,16 @@ class StatusSubscription:
                 reply = await connection.read_response(timeout=math.inf, push_request=True)
                 self._on_reply(reply, unconfirmed)
         except BaseException as exc:
-            if not self.confirmed.done():
-                self.confirmed.set_exception(exc)
-                self.confirmed.exception()  # retrieved: a caller that stopped waiting does not care
-            elif not self._closed and not isinstance(exc, asyncio.CancelledError):
-                # The caller goes on with its polls; a dropped connection is what they are for.
-                logger.debug("a job status subscription ended: %r; waits fall back to polling", exc)
             if not isinstance(exc, Exception):
+                if not self.confirmed.done():
+                    self.confirmed.cancel()
                 raise
+            # No subscription (Redis failing over, a dropped connection): the wait goes on with its
+            # polls, whose reads retry as every client call does, and fail the wait if Redis stays away.
+            if not self._closed:
+                logger.debug("a job status subscription ended: %r; the wait falls back to polling", exc)
+            if not self.confirmed.done():
+                self.confirmed.set_result(None)
         finally:
             if connection is not None:
                 # A subscribed connection never goes back to the pool as it is.
