@@ -136,6 +136,7 @@ class RedisQueue(JobOptionsQueue, RedisJobWaits, RedisJobWrites):
     async def disconnect(self) -> None:
         """Stop listening; close the client only if this queue created it. Never fails on an outage."""
         await self._taker.settle(TAKES_SETTLE_S)
+        await self.settle_waited_reads(TAKES_SETTLE_S)
         await self.scripts.release_all()
         try:
             await close_pubsub(self)

@@ -96,8 +96,17 @@ class WaitsOnChanges(Queue):
         ``asyncio.shield`` and so always gets its cancellation; the read ends by itself.
         """
         read = asyncio.ensure_future(self.jobs(keys))
+        reads: set[asyncio.Future[Any]] = self.__dict__.setdefault("_waited_reads", set())
+        reads.add(read)
+        read.add_done_callback(reads.discard)
         read.add_done_callback(_consume_outcome)
         return await asyncio.shield(read)
+
+    async def settle_waited_reads(self, timeout: float) -> None:
+        """Let the reads of waits under way (or of waits that were cancelled) end, before a disconnect."""
+        reads = list(self.__dict__.get("_waited_reads", ()))
+        if reads:
+            await asyncio.wait(reads, timeout=timeout)
 
     async def listen(
         self,
