@@ -21,7 +21,6 @@ import logging
 import statistics
 import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +30,9 @@ from benchmarks.bench_latency import (  # importable thanks to the path line abo
     DATABASE_URL,
     LABELS,
     SYSTEMS,
-    cleanup,
-    make_system,
+    idle_worker,
     p99,
     prepare_database,
-    stop,
 )
 
 WARMUP_CALLS = 3
@@ -48,14 +45,8 @@ async def one_round(system: str, calls: int, pg_url: str, concurrency: int) -> l
     async def record(_ctx: Any, *, a: int) -> int:
         return a
 
-    name = f"apply-{system}-{uuid.uuid4().hex[:6]}"
-    queue, make_worker = make_system(system, name, pg_url, concurrency, record)
-    await queue.connect()
-    worker = make_worker()
-    run = asyncio.create_task(worker.start())
     samples: list[float] = []
-    try:
-        await asyncio.sleep(0.5)  # let the worker reach its idle wait
+    async with idle_worker(system, "apply", pg_url, concurrency, record) as queue:
         for index in range(WARMUP_CALLS + calls):
             before = time.perf_counter()
             if index % 2:
@@ -65,11 +56,6 @@ async def one_round(system: str, calls: int, pg_url: str, concurrency: int) -> l
                 assert await queue.apply("record", a=index, timeout=30) == index
             if index >= WARMUP_CALLS:
                 samples.append((time.perf_counter() - before) * 1000)
-    finally:
-        await stop(worker)
-        await run
-        await cleanup(system, queue, name)
-        await queue.disconnect()
     return samples
 
 

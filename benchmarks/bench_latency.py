@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import statistics
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -118,14 +119,8 @@ async def one_round(system: str, jobs: int, pg_url: str, concurrency: int) -> li
         started_at[ctx["job"].key] = time.perf_counter()
         started.set()
 
-    name = f"lat-{system}-{uuid.uuid4().hex[:6]}"
-    queue, make_worker = make_system(system, name, pg_url, concurrency, record)
-    await queue.connect()
-    worker = make_worker()
-    run = asyncio.create_task(worker.start())
     samples: list[float] = []
-    try:
-        await asyncio.sleep(0.5)  # let the worker reach its idle wait
+    async with idle_worker(system, "lat", pg_url, concurrency, record) as queue:
         for index in range(WARMUP_JOBS + jobs):
             started.clear()
             before = time.perf_counter()
@@ -135,12 +130,27 @@ async def one_round(system: str, jobs: int, pg_url: str, concurrency: int) -> li
             if index >= WARMUP_JOBS:
                 samples.append((started_at[job.key] - before) * 1000)
             await asyncio.sleep(0.002)  # let the worker finish the job and go back to waiting
+    return samples
+
+
+@contextlib.asynccontextmanager
+async def idle_worker(
+    system: str, prefix: str, pg_url: str, concurrency: int, task: Any
+) -> AsyncIterator[Any]:
+    """A connected queue of ``system`` (its own name) whose worker runs ``task`` and waits idle."""
+    name = f"{prefix}-{system}-{uuid.uuid4().hex[:6]}"
+    queue, make_worker = make_system(system, name, pg_url, concurrency, task)
+    await queue.connect()
+    worker = make_worker()
+    run = asyncio.create_task(worker.start())
+    try:
+        await asyncio.sleep(0.5)  # let the worker reach its idle wait
+        yield queue
     finally:
         await stop(worker)
         await run
         await cleanup(system, queue, name)
         await queue.disconnect()
-    return samples
 
 
 async def stop(worker: Any) -> None:
